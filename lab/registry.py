@@ -1,0 +1,135 @@
+"""Names the experiments use -> optimiser factories, with the notebooks' defaults.
+
+A *spec* is a registry name with optional overrides of constructor arguments::
+
+    "adam"                               Adam(learning_rate=0.001)
+    "adam:learning_rate=3e-4"            Adam(learning_rate=0.0003)
+    "momentum:momentum=0.95,nesterov=true"
+
+Values are parsed as Python literals (numbers, ``true``/``false``, ``none``, quoted strings);
+anything else is kept as a bare string (``momentum_style=heavy_ball``).
+
+Defaults follow notebook 003: SGD 0.01, momentum = SGD 0.01 with 0.9, RMSprop 0.001,
+Adam 0.001. The others use Keras's defaults (AdamW, Nadam 0.001; Adagrad 0.001; Lion 0.001).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """A registry entry: the lab class and the arguments that define this name."""
+
+    class_name: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+    @property
+    def cls(self) -> type[keras.optimizers.Optimizer]:
+        from lab import optimizers
+
+        return getattr(optimizers, self.class_name)
+
+
+OPTIMIZERS: dict[str, OptimizerEntry] = {
+    "sgd": OptimizerEntry("SGD", {"learning_rate": 0.01}, "plain SGD, lr 0.01"),
+    "momentum": OptimizerEntry("SGD", {"learning_rate": 0.01, "momentum": 0.9}, "SGD + momentum 0.9, lr 0.01"),
+    "nesterov": OptimizerEntry(
+        "SGD", {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True}, "SGD + Nesterov momentum 0.9, lr 0.01"
+    ),
+    "adagrad": OptimizerEntry("Adagrad", {"learning_rate": 0.001}, "AdaGrad, lr 0.001"),
+    "rmsprop": OptimizerEntry("RMSprop", {"learning_rate": 0.001}, "RMSprop, lr 0.001"),
+    "adam": OptimizerEntry("Adam", {"learning_rate": 0.001}, "Adam, lr 0.001"),
+    "adamw": OptimizerEntry("AdamW", {"learning_rate": 0.001}, "AdamW, lr 0.001, weight decay 0.004"),
+    "nadam": OptimizerEntry("Nadam", {"learning_rate": 0.001}, "Nadam, lr 0.001"),
+    "lion": OptimizerEntry("Lion", {"learning_rate": 0.001}, "Lion, lr 0.001"),
+}
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A parsed spec: the registry name and the overrides given on the command line."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The name as written, e.g. ``adam:learning_rate=0.0003`` (stable for CSV keys)."""
+        if not self.overrides:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v!r}".replace("'", "") for k, v in sorted(self.overrides.items()))
+
+    def arguments(self) -> dict[str, Any]:
+        """The constructor arguments: the entry's defaults updated by the overrides."""
+        return {**OPTIMIZERS[self.name].defaults, **self.overrides}
+
+    def build(self, **extra: Any) -> keras.optimizers.Optimizer:
+        """A fresh optimiser; ``extra`` (e.g. a schedule as ``learning_rate``) wins over both."""
+        return OPTIMIZERS[self.name].cls(**{**self.arguments(), **extra})
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    if lowered in {"none", "null"}:
+        return None
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text.strip()
+
+
+def parse_spec(spec: str) -> OptimizerSpec:
+    """Parse ``name[:key=value,...]``; ``ValueError`` names what is wrong and what is valid."""
+    name, _, rest = spec.strip().partition(":")
+    name = name.strip().lower()
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
+    overrides: dict[str, Any] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, equals, value = item.partition("=")
+            key = key.strip()
+            if not equals or not key or not value.strip():
+                raise ValueError(f"malformed override {item!r} in {spec!r}; expected key=value, e.g. adam:learning_rate=3e-4")
+            overrides[key] = _parse_value(value)
+    entry = OPTIMIZERS[name]
+    valid = _constructor_arguments(entry.cls)
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(
+            f"unknown argument {', '.join(map(repr, unknown))} for {name} ({entry.class_name}); "
+            f"valid arguments: {', '.join(sorted(valid))}"
+        )
+    parsed = OptimizerSpec(name, overrides)
+    parsed.build()  # the optimiser's own checks reject bad values (ValueError) now, not mid-run
+    return parsed
+
+
+def _constructor_arguments(cls: type) -> set[str]:
+    names = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        signature = inspect.signature(klass.__init__)
+        names |= {p.name for p in signature.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    names.discard("self")
+    names.discard("kwargs")
+    return names
+
+
+def build_optimizer(spec: str | OptimizerSpec, **extra: Any) -> keras.optimizers.Optimizer:
+    """``build_optimizer("adam:learning_rate=3e-4")`` -> a fresh ``lab.optimizers.Adam``."""
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    return parsed.build(**extra)
