@@ -1,0 +1,139 @@
+"""Run a Keras optimiser on a test function and record where it goes.
+
+The point is a ``keras.Variable`` of shape ``(dimension,)``; each step takes the autodiff gradient
+of the function at the point and calls ``optimizer.apply([gradient], [variable])`` -- exactly what
+``model.fit`` does with a model's weights, so any Keras optimiser (the lab's or a built-in) can be
+traced. The whole run is compiled once per call so that hundreds of steps take milliseconds:
+
+- TensorFlow: one ``tf.function`` with a ``tf.GradientTape`` per step inside a graph loop;
+- JAX: ``jax.value_and_grad`` of the function and ``optimizer.stateless_apply`` inside
+  ``jax.lax.scan``, jitted; the optimiser's and the point's variables are written back at the end;
+- any other backend: the same step in a plain Python loop (eager).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
+
+class Trajectory(NamedTuple):
+    """Positions visited (``steps + 1`` rows, the start first) and the function value at each."""
+
+    positions: np.ndarray  # (steps + 1, dimension), float64
+    losses: np.ndarray  # (steps + 1,), float64
+
+
+def descend(
+    function: Callable[[object], object],
+    optimizer: keras.optimizers.Optimizer,
+    start: Sequence[float],
+    steps: int,
+    *,
+    dtype: str = "float32",
+) -> Trajectory:
+    """Take ``steps`` optimiser steps on ``function`` from ``start``.
+
+    Args:
+        function: maps a point (a tensor of shape ``(dimension,)``) to a scalar, in ``keras.ops``
+            (a :class:`lab.surfaces.Surface` is such a function).
+        optimizer: a fresh, unbuilt Keras optimiser; it is built on the point variable.
+        start: the starting point, one number per dimension.
+        steps: number of steps, >= 0.
+        dtype: the point's dtype ("float32"; "float64" where the backend allows it).
+
+    Non-finite values are not an error: a diverging run simply records inf/nan positions.
+    """
+    if steps < 0:
+        raise ValueError(f"`steps` must be >= 0, got {steps!r}.")
+    start = np.asarray(start, dtype=np.float64).reshape(-1)
+    variable = keras.Variable(start, dtype=dtype, name="point")
+    optimizer.build([variable])
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        positions, losses = _descend_tensorflow(function, optimizer, variable, steps)
+    elif backend == "jax":
+        positions, losses = _descend_jax(function, optimizer, variable, steps)
+    else:
+        positions, losses = _descend_eager(function, optimizer, variable, steps)
+    positions = np.concatenate([start[None, :].astype(np.float64), np.asarray(positions, np.float64)])
+    positions = positions.reshape(steps + 1, start.size)
+    final_loss = keras.ops.convert_to_numpy(function(variable.value))
+    losses = np.append(np.asarray(losses, np.float64).reshape(-1), np.float64(final_loss))
+    return Trajectory(positions, losses)
+
+
+def _descend_tensorflow(function, optimizer, variable, steps):
+    import tensorflow as tf
+
+    dimension = variable.shape[0]
+
+    def run(count):
+        positions = tf.TensorArray(variable.dtype, size=count, element_shape=(dimension,))
+        losses = tf.TensorArray(variable.dtype, size=count, element_shape=())
+        for index in tf.range(count):
+            with tf.GradientTape() as tape:
+                loss = function(variable.value)
+            gradient = tape.gradient(loss, variable.value)
+            optimizer.apply([gradient], [variable])
+            losses = losses.write(index, loss)
+            positions = positions.write(index, variable.value)
+        return positions.stack(), losses.stack()
+
+    if steps == 0:
+        return np.zeros((0, dimension)), np.zeros((0,))
+    # A partial has no __code__, so TensorFlow keys its retracing statistics on this object and
+    # does not warn when many trajectories (each its own graph) are traced one after another.
+    compiled = tf.function(functools.partial(run))
+    positions, losses = compiled(tf.constant(steps))
+    return positions.numpy(), losses.numpy()
+
+
+def _descend_jax(function, optimizer, variable, steps):
+    import jax
+
+    value_and_grad = jax.value_and_grad(lambda point: function(point))
+
+    def step(carry, _):
+        point, optimizer_values = carry
+        loss, gradient = value_and_grad(point)
+        (point,), optimizer_values = optimizer.stateless_apply(optimizer_values, [gradient], [point])
+        return (point, optimizer_values), (point, loss)
+
+    @jax.jit
+    def run(point, optimizer_values):
+        return jax.lax.scan(step, (point, optimizer_values), None, length=steps)
+
+    if steps == 0:
+        return np.zeros((0, variable.shape[0])), np.zeros((0,))
+    (point, optimizer_values), (positions, losses) = run(
+        variable.value, [v.value for v in optimizer.variables]
+    )
+    variable.assign(point)
+    for slot, value in zip(optimizer.variables, optimizer_values):
+        slot.assign(value)
+    return np.asarray(positions), np.asarray(losses)
+
+
+def _descend_eager(function, optimizer, variable, steps):  # pragma: no cover - other backends
+    positions, losses = [], []
+    for _ in range(steps):
+        loss, gradient = _value_and_gradient(function, variable)
+        optimizer.apply([gradient], [variable])
+        losses.append(float(keras.ops.convert_to_numpy(loss)))
+        positions.append(keras.ops.convert_to_numpy(variable.value))
+    return np.asarray(positions).reshape(steps, -1), np.asarray(losses)
+
+
+def _value_and_gradient(function, variable):  # pragma: no cover - torch backend
+    import torch
+
+    point = variable.value.detach().requires_grad_(True)
+    loss = function(point)
+    (gradient,) = torch.autograd.grad(loss, point)
+    return loss.detach(), gradient
