@@ -1,8 +1,9 @@
 """Learning-rate schedules as serializable ``keras.optimizers.schedules.LearningRateSchedule``s.
 
-A schedule is called with the optimizer's step (0-based) and returns the learning rate. Values
-follow PyTorch's ``torch.optim.lr_scheduler`` conventions where a twin exists: the value at step
-``i`` equals PyTorch's learning rate after ``i`` calls of ``scheduler.step()``.
+A schedule is called with the optimizer's step (0-based) and returns the learning rate as a
+float32 tensor. Values follow PyTorch's ``torch.optim.lr_scheduler`` conventions where a twin
+exists: the value at step ``i`` equals PyTorch's learning rate after ``i`` ``scheduler.step()``
+calls.
 
     Constant            lr
     StepDecay           lr0 * decay_rate ** floor(t / decay_steps)
@@ -19,13 +20,27 @@ follow PyTorch's ``torch.optim.lr_scheduler`` conventions where a twin exists: t
 
 from lab.schedules.base import Schedule
 from lab.schedules.constant import Constant
+from lab.schedules.cosine import CosineAnnealing, WarmupCosine
+from lab.schedules.cyclical import CyclicalLR
 from lab.schedules.decay import ExponentialDecay, StepDecay
+from lab.schedules.epochs import per_epoch, step_arguments
+from lab.schedules.one_cycle import OneCycle
+from lab.schedules.restarts import CosineWarmRestarts
 from lab.schedules.scaled import Scaled
+from lab.schedules.sequential import Sequential
 
 __all__ = [
     "Constant",
+    "CosineAnnealing",
+    "CosineWarmRestarts",
+    "CyclicalLR",
     "ExponentialDecay",
-    "Scaled",
+    "OneCycle",
     "Schedule",
+    "Scaled",
+    "Sequential",
     "StepDecay",
+    "WarmupCosine",
+    "per_epoch",
+    "step_arguments",
 ]
