@@ -1,0 +1,12 @@
+"""Optimisers written from first principles as ``keras.optimizers.Optimizer`` subclasses.
+
+Each is a drop-in replacement for the Keras built-in of the same name (same constructor
+arguments and defaults, same trajectory), with the variants the notebooks use as explicit
+arguments: ``SGD(momentum_style=...)`` and ``Adam(epsilon_placement=...)``.
+"""
+
+from lab.optimizers.adam import Adam, AdamW
+from lab.optimizers.rmsprop import RMSprop
+from lab.optimizers.sgd import SGD
+
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW"]
