@@ -5,8 +5,11 @@ arguments and defaults, same trajectory), with the variants the notebooks use as
 arguments: ``SGD(momentum_style=...)`` and ``Adam(epsilon_placement=...)``.
 """
 
+from lab.optimizers.adagrad import Adagrad
 from lab.optimizers.adam import Adam, AdamW
+from lab.optimizers.lion import Lion
+from lab.optimizers.nadam import Nadam
 from lab.optimizers.rmsprop import RMSprop
 from lab.optimizers.sgd import SGD
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Nadam", "Lion"]
