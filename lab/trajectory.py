@@ -29,6 +29,20 @@ class Trajectory(NamedTuple):
     losses: np.ndarray  # (steps + 1,), float64
 
 
+def divergence_step(losses: Sequence[float], minimum_value: float = 0.0, growth: float = 10.0) -> int | None:
+    """The first step at which a run counts as diverged, or ``None`` if it never does.
+
+    A run diverges when its loss stops being finite or its gap to the minimum, ``f − f*``, grows to
+    more than ``growth`` times the gap at the start (at least ``growth`` in absolute terms, so a
+    run that starts at the minimum is not flagged for rounding noise).
+    """
+    gaps = np.asarray(losses, dtype=np.float64) - minimum_value
+    limit = growth * max(float(gaps[0]), 1.0) if np.isfinite(gaps[0]) else np.inf
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(gaps) | (gaps > limit)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def descend(
     function: Callable[[object], object],
     optimizer: keras.optimizers.Optimizer,
