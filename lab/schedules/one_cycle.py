@@ -10,7 +10,8 @@ from lab.schedules.base import Schedule, as_float_step, cosine_interpolation
 
 
 def _linear_interpolation(start, end, fraction):
-    return start + (end - start) * fraction
+    # written so both ends are exact in float32 (start + (end - start) * 1 is not)
+    return start * (1.0 - fraction) + end * fraction
 
 
 @keras.saving.register_keras_serializable(package="lab")

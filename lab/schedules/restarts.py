@@ -60,7 +60,11 @@ class CosineWarmRestarts(Schedule):
         first = float(self.first_decay_steps)
         if self.t_mul == 1.0:
             return first * index
-        return first * (ops.power(self.t_mul, index) - 1.0) / (self.t_mul - 1.0)
+        start = first * (ops.power(self.t_mul, index) - 1.0) / (self.t_mul - 1.0)
+        # float32 powers are not exact (1.5^4 may come out as 5.0624995): snap a start that is a
+        # whole step up to rounding error onto that step, so a restart is never one step late
+        nearest = ops.round(start)
+        return ops.where(ops.abs(start - nearest) <= 1e-5 * (1.0 + start), nearest, start)
 
     def __call__(self, step):
         step = as_float_step(step)
@@ -77,7 +81,7 @@ class CosineWarmRestarts(Schedule):
             index = ops.where(step >= self._period_start(index + 1.0), index + 1.0, index)
         start = self._period_start(index)
         length = first * ops.power(self.t_mul, index)
-        fraction = (step - start) / length
+        fraction = ops.clip((step - start) / length, 0.0, 1.0)
         peak = self.min_learning_rate + ops.power(self.m_mul, index) * (
             self.initial_learning_rate - self.min_learning_rate
         )
