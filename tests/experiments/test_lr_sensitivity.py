@@ -1,0 +1,84 @@
+"""experiments.lr_sensitivity: the notebooks' learning-rate panels and the model sweep."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import lr_sensitivity
+from experiments.common import run_main
+
+
+@pytest.mark.backend_agnostic
+def test_surface_sweeps_follow_the_closed_form_and_flag_divergence():
+    rows = pd.concat([lr_sensitivity.run_surface_sweep(s) for s in lr_sensitivity.SURFACE_SWEEPS.values()])
+    for (surface, learning_rate), group in rows.groupby(["surface", "learning_rate"]):
+        sweep = lr_sensitivity.SURFACE_SWEEPS[surface]
+        steps = np.arange(sweep.steps + 1)
+        # gradient descent on x² (+ 5) and x² + y²: x_k = x_0 (1 − 2 lr)^k, per coordinate
+        expected_x = sweep.start[0] * (1 - 2 * learning_rate) ** steps
+        np.testing.assert_allclose(group["x"], expected_x, rtol=1e-4, atol=1e-5, err_msg=f"{surface} {learning_rate}")
+        if surface == "bowl":
+            np.testing.assert_allclose(group["y"], expected_x, rtol=1e-4, atol=1e-5)
+        else:
+            assert group["y"].isna().all()
+    summary = lr_sensitivity.summarise_surfaces(rows).set_index(["surface", "learning_rate"])
+    # |1 − 2 lr| > 1 only for 1.1 on the bowl; 0.9 on x² + 5 oscillates (factor −0.8) but converges
+    assert summary["diverged"].to_dict() == {
+        ("bowl", 0.05): False,
+        ("bowl", 0.3): False,
+        ("bowl", 0.9): False,
+        ("bowl", 1.1): True,
+        ("quadratic", 0.01): False,
+        ("quadratic", 0.1): False,
+        ("quadratic", 0.5): False,
+        ("quadratic", 0.9): False,
+    }
+    # gap 1.2^(2k) · 32 exceeds 10 · 32 first at k = 7
+    assert summary.loc[("bowl", 1.1), "diverged_at_step"] == 7
+    assert summary.loc[("bowl", 1.1), "final_x"] == pytest.approx(4 * 1.2**20, rel=1e-4)
+
+
+def test_trainable_ranges_width_in_decades():
+    finals = pd.DataFrame(
+        {
+            "problem": ["p"] * 5,
+            "optimizer": ["sgd"] * 5,
+            "learning_rate": [1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+            "final_loss": [0.6, 0.2, 0.1, 0.3, np.nan],
+            "diverged": [False, False, False, False, True],
+            "trains": [False, True, True, True, False],
+        }
+    )
+    (row,) = lr_sensitivity.trainable_ranges(finals).to_dict("records")
+    assert (row["lowest"], row["highest"], row["rates_that_train"]) == (1e-3, 1e-1, 3)
+    assert row["width_decades"] == pytest.approx(2.0)
+    assert row["best_learning_rate"] == 1e-2 and row["diverged_from"] == 1.0
+
+
+@pytest.mark.slow
+def test_quick_run_in_process(tmp_path):
+    out = tmp_path / "lr"
+    argv = ["--quick", "--problems", "moons", "--optimizers", "sgd", "--learning-rates", "1,10000", "--epochs", "3"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lr_sensitivity.main, [*argv, "--out", str(out)])
+    assert exit_info.value.code == 0
+    surface = pd.read_csv(out / "surface_trajectories.csv")
+    assert {"surface", "learning_rate", "step", "x", "y", "loss", "diverged"} <= set(surface.columns)
+    finals = pd.read_csv(out / "sweep_final.csv").set_index("learning_rate")
+    assert not finals.loc[1.0, "diverged"] and finals.loc[10000.0, "diverged"]
+    assert not finals.loc[10000.0, "trains"]
+    assert finals["threshold"].iloc[0] == pytest.approx(0.5 * math.log(2))
+    ranges = pd.read_csv(out / "trainable_ranges.csv")
+    assert list(ranges["optimizer"]) == ["sgd"] and ranges["diverged_from"].iloc[0] == 10000.0
+    for name in ("lr_bowl.png", "lr_quadratic.png", "lr_sweep.png"):
+        assert (out / name).stat().st_size > 10_000
+    assert any((out / "tensorboard" / "moons").rglob("events.out.tfevents.*"))
+
+
+def test_bad_learning_rates_are_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lr_sensitivity.main, ["--learning-rates", "0.1,-3", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "positive" in capsys.readouterr().err
