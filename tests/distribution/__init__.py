@@ -1,0 +1,1 @@
+"""Training under tf.distribute / keras.distribution matches the undistributed run."""
