@@ -56,17 +56,6 @@ def test_fit_matches_keras_twin(momentum, nesterov):
     harness.assert_same_weights(lab, twin)
 
 
-def test_same_signature_and_defaults_as_keras():
-    import inspect
-
-    ours = inspect.signature(SGD.__init__).parameters
-    theirs = inspect.signature(keras.optimizers.SGD.__init__).parameters
-    positional = [p for p in ours.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    assert [p.name for p in positional] == [p.name for p in theirs.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    assert all(p.default == theirs[p.name].default for p in positional)
-    assert ours["momentum_style"].default == "keras" and ours["momentum_style"].kind is inspect.Parameter.KEYWORD_ONLY
-
-
 def test_no_slot_without_momentum():
     optimizer = SGD(0.1)
     optimizer.build([keras.Variable(np.zeros(3, "float32"))])
