@@ -1,0 +1,225 @@
+"""Summaries, plots and the report of an optimiser comparison, made from its saved CSV files only.
+
+Every function here takes DataFrames read from ``results.csv`` (tidy: one row per problem,
+optimizer, seed and epoch, with ``val_accuracy``, ``loss``, ``seconds`` and ``status``) and,
+for the moons decision boundaries, ``boundaries.csv`` (probability of class 1 on a grid). Nothing
+trains: a finished comparison is re-summarised and re-plotted from its folder
+(``python -m experiments.compare_optimizers --replot DIR``).
+
+Per run (problem, optimizer, seed):
+    final validation accuracy and training loss (the last row), best validation accuracy (the
+    maximum over epochs), the first epoch whose validation accuracy is >= the target and the
+    cumulative seconds at that epoch, the wall time (seconds of the last row), and whether it
+    diverged (status of the last row) and at which epoch.
+Per problem x optimizer: the mean and the sample standard deviation (ddof=1) of those over the
+seeds; epochs and seconds to the target are averaged over the seeds that reached it, and
+``reached`` counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KEYS = ["problem", "optimizer"]
+RUN_KEYS = ["problem", "optimizer", "seed"]
+RESULT_COLUMNS = [
+    "problem",
+    "optimizer",
+    "seed",
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "status",
+]
+NOT_REACHED = "not reached"
+
+
+def per_run(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
+    """One row per run: final/best accuracy, final loss, epochs/seconds to target, divergence."""
+    rows = []
+    for (problem, optimizer, seed), run in results.sort_values("epoch").groupby(RUN_KEYS, sort=False):
+        target = float(targets[problem])
+        last = run.iloc[-1]
+        reached = run[run["val_accuracy"] >= target]
+        diverged = last["status"] == "diverged"
+        rows.append(
+            {
+                "problem": problem,
+                "optimizer": optimizer,
+                "seed": seed,
+                "epochs": int(last["epoch"]),
+                "final_val_accuracy": float(last["val_accuracy"]),
+                "best_val_accuracy": float(run["val_accuracy"].max()),
+                "final_loss": float(last["loss"]),
+                "target": target,
+                "epochs_to_target": float(reached["epoch"].iloc[0]) if len(reached) else np.nan,
+                "seconds_to_target": float(reached["seconds"].iloc[0]) if len(reached) else np.nan,
+                "wall_seconds": float(last["seconds"]),
+                "diverged": bool(diverged),
+                "diverged_epoch": int(last["epoch"]) if diverged else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarize(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
+    """Per problem x optimizer, in the order of first appearance in ``results``."""
+    runs = per_run(results, targets)
+    out = []
+    for (problem, optimizer), group in runs.groupby(KEYS, sort=False):
+        row = {"problem": problem, "optimizer": optimizer, "seeds": len(group), "target": group["target"].iloc[0]}
+        for column in ["final_val_accuracy", "best_val_accuracy", "final_loss", "wall_seconds"]:
+            row[f"{column}_mean"] = group[column].mean()
+            row[f"{column}_std"] = group[column].std(ddof=1) if len(group) > 1 else np.nan
+        reached = group["epochs_to_target"].notna()
+        row["reached"] = int(reached.sum())
+        row["epochs_to_target_mean"] = group.loc[reached, "epochs_to_target"].mean() if reached.any() else np.nan
+        row["seconds_to_target_mean"] = group.loc[reached, "seconds_to_target"].mean() if reached.any() else np.nan
+        row["diverged"] = int(group["diverged"].sum())
+        epochs = group.loc[group["diverged"], "diverged_epoch"]
+        row["diverged_epochs"] = " ".join(str(int(e)) for e in epochs)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
+    if np.isnan(mean):
+        return "n/a"
+    if np.isnan(std):
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as display strings (accuracies in %): the table of ``summary.md``."""
+    rows = []
+    for _, s in summary.iterrows():
+        if s["reached"] == 0:
+            epochs = seconds = NOT_REACHED
+        else:
+            suffix = "" if s["reached"] == s["seeds"] else f" ({s['reached']}/{s['seeds']} seeds)"
+            epochs = f"{s['epochs_to_target_mean']:.1f}{suffix}"
+            seconds = f"{s['seconds_to_target_mean']:.1f}{suffix}"
+        status = "ok"
+        if s["diverged"]:
+            status = f"diverged {s['diverged']}/{s['seeds']} (epoch {s['diverged_epochs']})"
+        rows.append(
+            {
+                "problem": s["problem"],
+                "optimizer": s["optimizer"],
+                "seeds": s["seeds"],
+                "final val acc %": _mean_std(s["final_val_accuracy_mean"], s["final_val_accuracy_std"], 100),
+                "best val acc %": _mean_std(s["best_val_accuracy_mean"], s["best_val_accuracy_std"], 100),
+                "final loss": _mean_std(s["final_loss_mean"], s["final_loss_std"], 1, 4),
+                f"epochs to target": epochs,
+                "seconds to target": seconds,
+                "target %": f"{s['target'] * 100:g}",
+                "wall s": _mean_std(s["wall_seconds_mean"], s["wall_seconds_std"], 1, 1),
+                "status": status,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(results: pd.DataFrame, problem: str, path: Path) -> Path:
+    """Training loss and validation accuracy per epoch: the mean over seeds, a min-max band."""
+    plt = _pyplot()
+    data = results[results["problem"] == problem]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for optimizer, group in data.groupby("optimizer", sort=False):
+        by_epoch = group.groupby("epoch")
+        for axis, column in ((loss_axis, "loss"), (accuracy_axis, "val_accuracy")):
+            stats = by_epoch[column].agg(["mean", "min", "max"])
+            (line,) = axis.plot(stats.index, stats["mean"], label=optimizer)
+            axis.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+    loss_axis.set(title=f"{problem}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
+    accuracy_axis.set(title=f"{problem}: validation accuracy", xlabel="epoch", ylabel="accuracy")
+    accuracy_axis.legend(title="mean, band = min-max over seeds", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
+    """Seconds to the target accuracy per problem and optimizer; runs that missed it are labelled."""
+    plt = _pyplot()
+    problems = list(dict.fromkeys(summary["problem"]))
+    figure, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 3.8), squeeze=False)
+    for axis, problem in zip(axes[0], problems):
+        rows = summary[summary["problem"] == problem]
+        heights = rows["seconds_to_target_mean"].fillna(0.0)
+        bars = axis.bar(rows["optimizer"], heights)
+        for bar, (_, row) in zip(bars, rows.iterrows()):
+            label = NOT_REACHED if row["reached"] == 0 else f"{row['seconds_to_target_mean']:.1f}s"
+            axis.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+        axis.set(title=f"{problem}: seconds to {rows['target'].iloc[0] * 100:g}% val accuracy", ylabel="seconds")
+        axis.tick_params(axis="x", labelrotation=20)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_boundaries(boundaries: pd.DataFrame, points, path: Path) -> Path:
+    """The moons decision boundary of each optimizer (first seed) over the test points."""
+    plt = _pyplot()
+    optimizers = list(dict.fromkeys(boundaries["optimizer"]))
+    figure, axes = plt.subplots(1, len(optimizers), figsize=(4 * len(optimizers), 3.6), squeeze=False)
+    for axis, optimizer in zip(axes[0], optimizers):
+        grid = boundaries[boundaries["optimizer"] == optimizer]
+        xs, ys = np.unique(grid["x"]), np.unique(grid["y"])
+        probability = grid.pivot(index="y", columns="x", values="probability").loc[ys, xs].to_numpy()
+        axis.contourf(xs, ys, probability, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.6)
+        axis.contour(xs, ys, probability, levels=[0.5], colors="black", linewidths=1)
+        if points is not None:
+            x, y = points
+            axis.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu", edgecolors="black", s=12, linewidths=0.4)
+        axis.set(title=f"{optimizer} (seed {int(grid['seed'].iloc[0])})", xticks=[], yticks=[])
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def report_markdown(
+    summary_md: str, plots: Sequence[Path], settings: Mapping[str, object], notes: Sequence[str] = ()
+) -> str:
+    """``report.md``: the settings, the summary table and every plot (paths relative to it)."""
+    lines = ["# Optimizer comparison", "", "## Settings", ""]
+    lines += [f"- **{key}**: {value}" for key, value in settings.items()]
+    lines += ["", "## Summary", "", summary_md]
+    if notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
+    lines += ["## Plots", ""]
+    for plot in plots:
+        lines += [f"![{plot.stem}]({plot.as_posix()})", ""]
+    return "\n".join(lines)
