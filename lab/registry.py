@@ -69,7 +69,11 @@ class OptimizerSpec:
 
     def arguments(self) -> dict[str, Any]:
         """The constructor arguments: the entry's defaults updated by the overrides."""
-        return {**OPTIMIZERS[self.name].defaults, **self.overrides}
+        arguments = {**OPTIMIZERS[self.name].defaults, **self.overrides}
+        rate = arguments.get("learning_rate")
+        if isinstance(rate, int) and not isinstance(rate, bool):
+            arguments["learning_rate"] = float(rate)  # "learning_rate=10": Keras accepts only floats
+        return arguments
 
     def build(self, **extra: Any) -> keras.optimizers.Optimizer:
         """A fresh optimiser; ``extra`` (e.g. a schedule as ``learning_rate``) wins over both."""
