@@ -28,14 +28,27 @@ class Schedule(LearningRateSchedule):
     name: str
 
     def __repr__(self) -> str:
-        arguments = ", ".join(
-            f"{key}={value!r}" for key, value in self.get_config().items() if key != "name"
-        )
-        return f"{type(self).__name__}({arguments})"
+        return _format_config(self)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Schedule":
         return cls(**config)
+
+
+def describe(schedule: Any) -> str:
+    """``ClassName(argument=value, ...)`` for lab and Keras schedules alike (the ``name`` omitted)."""
+    if isinstance(schedule, Schedule):
+        return repr(schedule)
+    return _format_config(schedule)
+
+
+def _format_config(schedule: Any) -> str:
+    try:
+        config = schedule.get_config()
+    except NotImplementedError:
+        return object.__repr__(schedule)
+    arguments = ", ".join(f"{key}={value!r}" for key, value in config.items() if key != "name")
+    return f"{type(schedule).__name__}({arguments})"
 
 
 def as_float_step(step: Any) -> Any:

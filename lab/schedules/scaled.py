@@ -9,7 +9,7 @@ from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule, deserialize, serialize
 
 from lab.checks import check_non_negative
-from lab.schedules.base import Schedule, as_float_step
+from lab.schedules.base import Schedule, as_float_step, describe
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -76,4 +76,5 @@ class Scaled(Schedule):
 
     def __repr__(self) -> str:
         scale = float(ops.convert_to_numpy(self.scale.value))
-        return f"Scaled({self.schedule!r}, scale={scale!r})"
+        schedule = describe(self.schedule) if isinstance(self.schedule, LearningRateSchedule) else repr(self.schedule)
+        return f"Scaled({schedule}, scale={scale!r})"

@@ -10,7 +10,7 @@ from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule, deserialize, serialize
 
 from lab.checks import check_positive_int
-from lab.schedules.base import Schedule, as_float_step
+from lab.schedules.base import Schedule, as_float_step, describe
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -81,4 +81,5 @@ class Sequential(Schedule):
         }
 
     def __repr__(self) -> str:
-        return f"Sequential({self.schedules!r}, boundaries={self.boundaries!r})"
+        pieces = ", ".join(describe(schedule) for schedule in self.schedules)
+        return f"Sequential([{pieces}], boundaries={self.boundaries!r})"
