@@ -1,0 +1,1 @@
+"""Speed measurements (not tests): run as ``python -m benchmarks.NAME``."""
