@@ -36,7 +36,9 @@ class CosineAnnealing(Schedule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.initial_learning_rate = check_non_negative("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = check_non_negative(
+            "initial_learning_rate", initial_learning_rate
+        )
         self.decay_steps = check_positive_int("decay_steps", decay_steps)
         self.min_learning_rate = check_non_negative("min_learning_rate", min_learning_rate)
         self.name = name or "CosineAnnealing"
@@ -92,10 +94,14 @@ class WarmupCosine(Schedule):
         self.peak_learning_rate = check_non_negative("peak_learning_rate", peak_learning_rate)
         self.warmup_steps = check_non_negative_int("warmup_steps", warmup_steps)
         self.decay_steps = check_positive_int("decay_steps", decay_steps)
-        self.initial_learning_rate = check_non_negative("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = check_non_negative(
+            "initial_learning_rate", initial_learning_rate
+        )
         self.min_learning_rate = check_non_negative("min_learning_rate", min_learning_rate)
         self.name = name or "WarmupCosine"
-        self._cosine = CosineAnnealing(self.peak_learning_rate, self.decay_steps, self.min_learning_rate)
+        self._cosine = CosineAnnealing(
+            self.peak_learning_rate, self.decay_steps, self.min_learning_rate
+        )
 
     def __call__(self, step):
         step = as_float_step(step)

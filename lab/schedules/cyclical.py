@@ -58,7 +58,8 @@ class CyclicalLR(Schedule):
         # position inside the cycle, exact in float32 for integer steps: 0 .. 2S - 1
         position = step - 2.0 * half * (cycle - 1.0)
         distance = ops.abs(position / half - 1.0)
-        height = (self.max_learning_rate - self.base_learning_rate) * ops.maximum(0.0, 1.0 - distance)
+        amplitude = self.max_learning_rate - self.base_learning_rate
+        height = amplitude * ops.maximum(0.0, 1.0 - distance)
         if self.mode == "triangular2":
             height = height / ops.power(2.0, cycle - 1.0)
         elif self.mode == "exp_range":

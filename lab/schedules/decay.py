@@ -1,4 +1,4 @@
-"""Decay by a constant factor: in steps of ``decay_steps`` (StepDecay) or continuously (ExponentialDecay)."""
+"""Decay by a constant factor: in drops (StepDecay) or continuously (ExponentialDecay)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ class StepDecay(Schedule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.initial_learning_rate = check_non_negative("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = check_non_negative(
+            "initial_learning_rate", initial_learning_rate
+        )
         self.decay_rate = check_positive("decay_rate", decay_rate)
         self.decay_steps = check_positive_int("decay_steps", decay_steps)
         self.name = name or "StepDecay"
@@ -84,7 +86,9 @@ class ExponentialDecay(Schedule):
         name: str = "ExponentialDecay",
     ) -> None:
         super().__init__()
-        self.initial_learning_rate = check_non_negative("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = check_non_negative(
+            "initial_learning_rate", initial_learning_rate
+        )
         self.decay_steps = check_positive_int("decay_steps", decay_steps)
         self.decay_rate = check_positive("decay_rate", decay_rate)
         if not isinstance(staircase, bool):
@@ -96,7 +100,8 @@ class ExponentialDecay(Schedule):
         exponent = as_float_step(step) / float(self.decay_steps)
         if self.staircase:
             exponent = ops.floor(exponent)
-        return self.initial_learning_rate * ops.power(ops.cast(self.decay_rate, "float32"), exponent)
+        decay_rate = ops.cast(self.decay_rate, "float32")
+        return self.initial_learning_rate * ops.power(decay_rate, exponent)
 
     def get_config(self) -> dict:
         return {

@@ -48,7 +48,9 @@ class CosineWarmRestarts(Schedule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.initial_learning_rate = check_non_negative("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = check_non_negative(
+            "initial_learning_rate", initial_learning_rate
+        )
         self.first_decay_steps = check_positive_int("first_decay_steps", first_decay_steps)
         self.t_mul = check_in_range("t_mul", t_mul, 1.0, None)
         self.m_mul = check_positive("m_mul", m_mul)

@@ -76,5 +76,8 @@ class Scaled(Schedule):
 
     def __repr__(self) -> str:
         scale = float(ops.convert_to_numpy(self.scale.value))
-        schedule = describe(self.schedule) if isinstance(self.schedule, LearningRateSchedule) else repr(self.schedule)
+        if isinstance(self.schedule, LearningRateSchedule):
+            schedule = describe(self.schedule)
+        else:
+            schedule = repr(self.schedule)
         return f"Scaled({schedule}, scale={scale!r})"

@@ -15,7 +15,7 @@ from lab.schedules.base import Schedule, as_float_step, describe
 
 @keras.saving.register_keras_serializable(package="lab")
 class Sequential(Schedule):
-    """Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]`` restarted at 0, and so on.
+    """Run each schedule in turn, each one starting from its own step 0 at its boundary.
 
         b_0 = 0,  b_k = boundaries[k − 1]
         lr(t) = schedules[k](t − b_k)     for b_k <= t < b_(k+1)
@@ -42,13 +42,17 @@ class Sequential(Schedule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence) or not schedules:
-            raise ValueError(f"`schedules` must be a non-empty list of schedules, got {schedules!r}.")
+        is_list = isinstance(schedules, Sequence) and not isinstance(schedules, (str, bytes))
+        if not is_list or not schedules:
+            raise ValueError(
+                f"`schedules` must be a non-empty list of schedules, got {schedules!r}."
+            )
         schedules = [deserialize(s) if isinstance(s, dict) else s for s in schedules]
         for index, schedule in enumerate(schedules):
             if not isinstance(schedule, LearningRateSchedule):
                 raise ValueError(
-                    f"`schedules` must hold LearningRateSchedule objects; item {index} is {schedule!r}."
+                    "`schedules` must hold LearningRateSchedule objects; "
+                    f"item {index} is {schedule!r}."
                 )
         if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, Sequence):
             raise ValueError(f"`boundaries` must be a list of integers, got {boundaries!r}.")
