@@ -377,6 +377,7 @@ def find_lr(
     )
     if _is_dataset(x):
         batch_size = None
+        fit_kwargs.setdefault("shuffle", False)  # a dataset is shuffled (or not) by its own ops
     fit_kwargs.setdefault("verbose", 0)
     # Each epoch has at least one step, so num_steps epochs always cover the sweep; the finder
     # stops training when the sweep is done.

@@ -1,0 +1,204 @@
+"""The LR range test: the rates it applies, the losses it records, exact restoration, suggestions."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import lab.schedules as schedules
+from callbacks import LRFinder, LRFinderResult, find_lr
+from callbacks.lr_finder import minimum_tenth, steepest, sweep_learning_rates, valley
+from lab import models
+from lab.optimizers import SGD, Adam
+from tests.callbacks.helpers import (
+    ParameterRecorder,
+    linear_model,
+    moons,
+    moons_model,
+    mse,
+    regression,
+    values,
+)
+
+pytestmark = pytest.mark.backend_agnostic
+
+
+def _smoothed(losses, beta):
+    average, out = 0.0, []
+    for i, loss in enumerate(losses):
+        average = beta * average + (1 - beta) * loss
+        out.append(average / (1 - beta ** (i + 1)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "learning_rate",
+    [0.01, keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)],
+    ids=["float", "schedule"],
+)
+@pytest.mark.parametrize("mode", ["exponential", "linear"])
+def test_applied_rates_and_recorded_losses(learning_rate, mode):
+    """Full-batch plain SGD on y = 3x + 7, one step an epoch: the sweep crosses 8 epochs."""
+    x, y = regression()
+    model = linear_model(keras.optimizers.SGD(learning_rate=learning_rate))
+    finder = LRFinder(start_lr=1e-3, end_lr=3e-2, num_steps=8, mode=mode, smoothing=0.9)
+    recorder = ParameterRecorder()
+    model.fit(x, y, batch_size=len(x), epochs=20, callbacks=[finder, recorder], verbose=0)
+    result = finder.result
+    expected_rates = sweep_learning_rates(1e-3, 3e-2, 8, mode)
+    assert len(result.learning_rates) == 8  # stopped after num_steps, not after 20 epochs
+    np.testing.assert_allclose(result.learning_rates, expected_rates, rtol=1e-12)
+    np.testing.assert_allclose(recorder.applied_learning_rates(x, y), expected_rates, rtol=2e-4)
+    # The loss of step i is the batch loss at the weights before step i, not a running mean.
+    expected_losses = [mse(w, b, x, y) for w, b in recorder.after_step[:-1]]
+    np.testing.assert_allclose(result.losses, expected_losses, rtol=1e-5)
+    np.testing.assert_allclose(result.smoothed_losses, _smoothed(result.losses, 0.9), rtol=1e-12)
+    assert not result.diverged
+    # Restored: the weights are the initial ones again, the schedule is back in place.
+    kernel, bias = (float(v.numpy().ravel()[0]) for v in model.trainable_variables)
+    assert (kernel, bias) == recorder.after_step[0]
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        assert model.optimizer._learning_rate is learning_rate
+    else:
+        assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+
+
+def test_stops_when_the_loss_diverges():
+    x, y = regression()
+    model = linear_model(keras.optimizers.SGD(learning_rate=0.01))
+    result = find_lr(model, x, y, start_lr=1e-3, end_lr=10.0, num_steps=40, batch_size=len(x),
+                     smoothing=0.5)
+    assert result.diverged
+    assert len(result.learning_rates) < 40
+    smoothed = result.smoothed_losses
+    assert np.isnan(smoothed[-1]) or smoothed[-1] > 4.0 * np.nanmin(smoothed[:-1])
+    assert np.all(smoothed[:-1] <= 4.0 * np.minimum.accumulate(smoothed[:-1]))
+
+
+def _state(model):
+    optimizer = model.optimizer
+    return values(model.weights), values(optimizer.variables), int(optimizer.iterations.numpy())
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: keras.optimizers.Adam(learning_rate=1e-3),
+        lambda: Adam(learning_rate=schedules.WarmupCosine(1e-2, 5, 50)),
+        lambda: SGD(learning_rate=0.05, momentum=0.9),
+        lambda: keras.optimizers.RMSprop(
+            learning_rate=keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+        ),
+    ],
+    ids=["keras-adam", "lab-adam-schedule", "lab-sgd-momentum", "keras-rmsprop-schedule"],
+)
+def test_restores_weights_optimizer_and_iterations_exactly(make_optimizer):
+    data = moons(256)
+    model = moons_model(make_optimizer())
+    model.fit(data.x_train, data.y_train, epochs=1, batch_size=64, verbose=0)  # non-zero state
+    learning_rate = model.optimizer._learning_rate
+    weights, slots, iterations = _state(model)
+    assert iterations == 4
+    result = find_lr(model, data.x_train, data.y_train, start_lr=1e-4, end_lr=1.0, num_steps=12,
+                     batch_size=64)
+    assert isinstance(result, LRFinderResult)
+    assert len(result.learning_rates) == 12  # 3 epochs of 4 batches
+    after_weights, after_slots, after_iterations = _state(model)
+    assert after_iterations == iterations
+    assert len(after_slots) == len(slots)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, after_weights))
+    assert all(np.array_equal(a, b) for a, b in zip(slots, after_slots))
+    assert model.optimizer._learning_rate is learning_rate
+    # Training continues with the original rate (the schedule at the restored step).
+    model.fit(data.x_train, data.y_train, epochs=1, batch_size=64, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 8
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        assert float(model.optimizer.learning_rate) == pytest.approx(float(learning_rate(8)))
+
+
+def test_tf_data_input():
+    import tensorflow as tf
+
+    data = moons(256)
+    dataset = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).batch(32)
+    model = moons_model(keras.optimizers.SGD(learning_rate=0.1))
+    result = find_lr(model, dataset, start_lr=1e-4, end_lr=1e-1, num_steps=20)
+    assert len(result.learning_rates) == 20  # 8 batches an epoch: the data repeats
+    assert np.all(np.isfinite(result.losses))
+
+
+@pytest.mark.slow
+def test_suggestion_lies_where_training_works():
+    """Moons net, plain SGD: 5 epochs at the suggestion learn; at 100x the suggestion they don't."""
+    keras.utils.set_random_seed(0)
+    data = moons()
+    model = moons_model(SGD(learning_rate=1e-3))
+    result = find_lr(model, data.x_train, data.y_train, start_lr=1e-4, end_lr=10.0,
+                     num_steps=100, batch_size=32)
+    outcome = {}
+    for label, rate in [("suggestion", result.suggestion), ("100x", 100 * result.suggestion)]:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        trial = moons_model(SGD(learning_rate=rate))
+        trial.fit(data.x_train, data.y_train, epochs=5, batch_size=32, verbose=0)
+        outcome[label] = trial.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+    assert 1e-3 <= result.suggestion <= 1.0
+    assert outcome["suggestion"]["accuracy"] >= 0.95
+    assert outcome["100x"]["accuracy"] < 0.9
+    assert outcome["100x"]["loss"] > 5 * outcome["suggestion"]["loss"]
+
+
+# -- the result and its suggestions ---------------------------------------------------------
+
+
+def _synthetic() -> LRFinderResult:
+    """A loss curve with known shape: flat, falling fastest at lr = 1e-2, minimum near 1e-1."""
+    rates = np.logspace(-5, 1, 121)
+    u = np.log10(rates)
+    losses = 1.0 - 0.8 / (1.0 + np.exp(-3.0 * (u + 2.0))) + 0.5 * np.maximum(u + 1.0, 0.0) ** 2
+    return LRFinderResult(rates, losses, losses)
+
+
+def test_suggestions_on_a_known_curve():
+    result = _synthetic()
+    assert result.suggestion == pytest.approx(1e-2, rel=0.13)
+    assert steepest(result.learning_rates, result.losses) == result.suggestion
+    minimum = result.learning_rates[np.argmin(result.losses)]
+    assert result.suggest("minimum/10") == pytest.approx(minimum / 10)
+    assert minimum_tenth(result.learning_rates, result.losses) == result.suggest("minimum/10")
+    # valley: inside the longest decreasing stretch, before the minimum
+    assert 1e-5 < result.suggest("valley") < minimum
+    assert valley(result.learning_rates, result.losses) == result.suggest("valley")
+    with pytest.raises(ValueError, match="method"):
+        result.suggest("steep")
+
+
+def test_frame_and_plot(tmp_path):
+    result = _synthetic()
+    frame = result.to_frame()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["step", "learning_rate", "loss", "smoothed_loss"]
+    assert len(frame) == 121
+    path = tmp_path / "range_test.png"
+    figure = result.plot(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = figure.axes[0]
+    assert axes.get_xscale() == "log"
+    marked = [line for line in axes.lines if line.get_marker() == "o"]
+    assert marked and marked[0].get_xdata()[0] == pytest.approx(result.suggestion)
+
+
+def test_argument_checks_and_config():
+    for bad, named in [(dict(start_lr=0.0), "start_lr"), (dict(start_lr=1.0, end_lr=0.5), "end_lr"),
+                       (dict(num_steps=1), "num_steps"), (dict(mode="cosine"), "mode"),
+                       (dict(smoothing=1.0), "smoothing"),
+                       (dict(divergence_factor=1.0), "divergence_factor")]:
+        with pytest.raises(ValueError, match=named):
+            LRFinder(**bad)
+    finder = LRFinder(start_lr=1e-6, end_lr=1.0, num_steps=50, mode="linear")
+    assert LRFinder.from_config(finder.get_config()).get_config() == finder.get_config()
+    uncompiled = models.moons_net(0)
+    with pytest.raises(ValueError, match="compiled"):
+        find_lr(uncompiled, np.zeros((4, 2)), np.zeros(4))
