@@ -22,8 +22,9 @@ Then the numbers, in two regimes decided by arithmetic, not by a list of excepti
 2. **Overflowing** (a huge element in float16 or float32, where g² is not representable): the
    second-moment accumulators legitimately become infinite (v = g² overflows). What follows is
    the optimiser's algebra, shared with Keras: Adam, AdamW and Nadam update
-   ``v ← v + (1 − β₂)(g² − v)``, so the step after an infinite v computes ∞ − ∞ = NaN, and
-   centred RMSprop computes ``v − ḡ²`` = ∞ − ∞ = NaN at once. The property is therefore: the lab
+   ``v ← v + (1 − β₂)(g² − v)``, so the step after an infinite v computes ∞ − ∞ = NaN (Nadam in
+   float16 already at the first step: its m̂ overflows too, and ∞/∞ = NaN), and centred RMSprop
+   computes ``v − ḡ²`` = ∞ − ∞ = NaN at once. The property is therefore: the lab
    optimiser produces a NaN only in elements whose gradient is huge, and only where Keras's
    built-in twin run on the same inputs produces one too (for the variants Keras lacks -- heavy-ball
    and EMA momentum, Adam's paper epsilon -- the closest twin: Keras SGD with momentum, Adam).
