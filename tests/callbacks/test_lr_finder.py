@@ -144,7 +144,7 @@ def test_suggestion_lies_where_training_works():
         trial = moons_model(SGD(learning_rate=rate))
         trial.fit(data.x_train, data.y_train, epochs=5, batch_size=32, verbose=0)
         outcome[label] = trial.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
-    assert 1e-3 <= result.suggestion <= 1.0
+    assert 1e-3 <= result.suggestion <= 5.0  # inside the sweep, away from both ends
     assert outcome["suggestion"]["accuracy"] >= 0.95
     assert outcome["100x"]["accuracy"] < 0.9
     assert outcome["100x"]["loss"] > 5 * outcome["suggestion"]["loss"]
