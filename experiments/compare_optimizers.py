@@ -280,7 +280,9 @@ def run_one(run: Run, spec: Spec, data, out: Path, on_epoch: Callable[[dict], No
     if run.problem == "moons" and run.seed == 0:
         # a run resumed after it finished was not trained in this process: reload its weights
         state_weights = _final_weights(out / "checkpoints" / run.folder)
-        if state_weights is not None and not model.optimizer:
+        if state_weights is not None and getattr(model, "optimizer", None) is None:
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+            optimizer.build(model.trainable_variables)
             model.load_weights(state_weights)
         boundary = boundary_rows(model, run, data)
     return rows[summary_lib.RESULT_COLUMNS], boundary
