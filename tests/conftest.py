@@ -21,5 +21,6 @@ def backend() -> str:
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
     """Each test starts from a clean Keras graph/name state."""
-    keras.backend.clear_session()
+    # free_memory=False skips a full garbage collection (~0.5 s per test on TensorFlow)
+    keras.backend.clear_session(free_memory=False)
     yield

@@ -36,14 +36,6 @@ def assert_matches(actual, expected, rtol=2e-5):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=1e-6 * np.abs(expected).max())
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    """Reset Keras's global state before each test, without the full garbage collection of
-    ``clear_session()`` (about 0.5 s a call on TensorFlow, more than most tests here take)."""
-    keras.backend.clear_session(free_memory=False)
-    yield
-
-
 @pytest.fixture
 def evaluate():
     return evaluate_schedule
