@@ -45,7 +45,8 @@ NOT_REACHED = "not reached"
 def per_run(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
     """One row per run: final/best accuracy, final loss, epochs/seconds to target, divergence."""
     rows = []
-    for (problem, optimizer, seed), run in results.sort_values("epoch").groupby(RUN_KEYS, sort=False):
+    for (problem, optimizer, seed), run in results.groupby(RUN_KEYS, sort=False):
+        run = run.sort_values("epoch", kind="stable")
         target = float(targets[problem])
         last = run.iloc[-1]
         reached = run[run["val_accuracy"] >= target]

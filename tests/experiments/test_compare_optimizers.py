@@ -288,7 +288,9 @@ def test_summary_arithmetic_on_a_hand_made_csv(tmp_path):
         "moons,sgd,1,2,0.68,0.58,0.68,0.62,0.01,2.0,ok\n"
         "moons,sgd,1,3,0.67,0.60,0.67,0.64,0.01,3.0,ok\n"
     )
-    summary = results.summarize(pd.read_csv(csv), {"moons": 0.95}).set_index("optimizer")
+    summary = results.summarize(pd.read_csv(csv), {"moons": 0.95})
+    assert summary["optimizer"].tolist() == ["adam", "sgd"]  # the order of results.csv
+    summary = summary.set_index("optimizer")
     adam, sgd = summary.loc["adam"], summary.loc["sgd"]
     assert adam["seeds"] == 2
     assert adam["final_val_accuracy_mean"] == pytest.approx((0.94 + 0.97) / 2)
