@@ -84,6 +84,17 @@ def schedule(initial: float = 0.1, decay_steps: int = 5, rate: float = 0.5) -> k
     return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, rate)
 
 
+def learning_rate_cases(constant: float, initial: float) -> list[tuple[Any, list[float]]]:
+    """(argument, per-step rates) for a constant rate and for ExponentialDecay(initial, 5, 0.5).
+
+    Both are checked within one test: each test pays a Keras session reset (~0.5 s on TensorFlow).
+    """
+    return [
+        (constant, constant_learning_rates(constant)),
+        (schedule(initial, 5, 0.5), exponential_decay_rates(initial, 5, 0.5)),
+    ]
+
+
 # --- model.fit against the built-in twin -------------------------------------------------------
 
 

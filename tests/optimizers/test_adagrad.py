@@ -11,14 +11,10 @@ pytestmark = pytest.mark.backend_agnostic
 
 
 @pytest.mark.parametrize("initial_accumulator_value", [0.1, 0.0])
-@pytest.mark.parametrize("learning_rate", ["constant", "schedule"])
-def test_matches_reference(initial_accumulator_value, learning_rate):
-    if learning_rate == "constant":
-        lr, lrs = 0.3, harness.constant_learning_rates(0.3)
-    else:
-        lr, lrs = harness.schedule(0.5, 5, 0.5), harness.exponential_decay_rates(0.5, 5, 0.5)
-    optimizer = Adagrad(lr, initial_accumulator_value=initial_accumulator_value)
-    harness.assert_matches_reference(optimizer, reference.Adagrad(initial_accumulator_value), lrs)
+def test_matches_reference(initial_accumulator_value):
+    for lr, lrs in harness.learning_rate_cases(0.3, 0.5):
+        optimizer = Adagrad(lr, initial_accumulator_value=initial_accumulator_value)
+        harness.assert_matches_reference(optimizer, reference.Adagrad(initial_accumulator_value), lrs)
 
 
 def test_fit_matches_keras_twin():

@@ -71,6 +71,11 @@ def test_options_match_twin(name):
 
 @pytest.mark.parametrize("name", list(TWINS))
 def test_loss_scale_optimizer_matches_twin(name):
+    if keras.backend.backend() == "jax":
+        pytest.skip(
+            "an eager LossScaleOptimizer.apply raises UnexpectedTracerError on JAX, with the built-in "
+            "optimisers too; loss scaling on JAX is covered by test_mixed_float16_fit_matches_twin"
+        )
     make_lab, make_twin = pair(name)
     lab = run(keras.optimizers.LossScaleOptimizer(make_lab(), initial_scale=256.0), gradient_scale=256.0)
     twin = run(keras.optimizers.LossScaleOptimizer(make_twin(), initial_scale=256.0), gradient_scale=256.0)

@@ -11,13 +11,9 @@ from tests.reference import optimizers as reference
 pytestmark = pytest.mark.backend_agnostic
 
 
-@pytest.mark.parametrize("learning_rate", ["constant", "schedule"])
-def test_matches_reference(learning_rate):
-    if learning_rate == "constant":
-        lr, lrs = 0.05, harness.constant_learning_rates(0.05)
-    else:
-        lr, lrs = harness.schedule(0.1, 5, 0.5), harness.exponential_decay_rates(0.1, 5, 0.5)
-    harness.assert_matches_reference(Lion(lr, beta_1=0.8, beta_2=0.95), reference.Lion(0.8, 0.95), lrs)
+def test_matches_reference():
+    for lr, lrs in harness.learning_rate_cases(0.05, 0.1):
+        harness.assert_matches_reference(Lion(lr, beta_1=0.8, beta_2=0.95), reference.Lion(0.8, 0.95), lrs)
 
 
 def test_every_coordinate_moves_by_the_learning_rate():

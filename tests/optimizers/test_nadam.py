@@ -10,14 +10,10 @@ from tests.reference import optimizers as reference
 pytestmark = pytest.mark.backend_agnostic
 
 
-@pytest.mark.parametrize("learning_rate", ["constant", "schedule"])
-def test_matches_reference(learning_rate):
-    if learning_rate == "constant":
-        lr, lrs = 0.05, harness.constant_learning_rates(0.05)
-    else:
-        lr, lrs = harness.schedule(0.1, 5, 0.5), harness.exponential_decay_rates(0.1, 5, 0.5)
-    optimizer = Nadam(lr, beta_1=0.8, beta_2=0.95, epsilon=1e-3)
-    harness.assert_matches_reference(optimizer, reference.Nadam(0.8, 0.95, 1e-3), lrs)
+def test_matches_reference():
+    for lr, lrs in harness.learning_rate_cases(0.05, 0.1):
+        optimizer = Nadam(lr, beta_1=0.8, beta_2=0.95, epsilon=1e-3)
+        harness.assert_matches_reference(optimizer, reference.Nadam(0.8, 0.95, 1e-3), lrs)
 
 
 def test_fit_matches_keras_twin():

@@ -19,13 +19,9 @@ VARIANTS = [
 
 
 @pytest.mark.parametrize("arguments", VARIANTS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()) or "plain")
-@pytest.mark.parametrize("learning_rate", ["constant", "schedule"])
-def test_matches_reference(arguments, learning_rate):
-    if learning_rate == "constant":
-        lr, lrs = 0.02, harness.constant_learning_rates(0.02)
-    else:
-        lr, lrs = harness.schedule(0.05, 5, 0.5), harness.exponential_decay_rates(0.05, 5, 0.5)
-    harness.assert_matches_reference(RMSprop(lr, rho=0.8, **arguments), reference.RMSprop(rho=0.8, **arguments), lrs)
+def test_matches_reference(arguments):
+    for lr, lrs in harness.learning_rate_cases(0.02, 0.05):
+        harness.assert_matches_reference(RMSprop(lr, rho=0.8, **arguments), reference.RMSprop(rho=0.8, **arguments), lrs)
 
 
 @pytest.mark.parametrize("arguments", [{}, {"momentum": 0.5, "centered": True}], ids=["plain", "momentum-centered"])

@@ -16,14 +16,10 @@ STYLES = ["keras", "heavy_ball", "ema"]
 
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("learning_rate", ["constant", "schedule"])
-def test_matches_reference(style, nesterov, learning_rate):
-    if learning_rate == "constant":
-        lr, lrs = 0.05, harness.constant_learning_rates(0.05)
-    else:
-        lr, lrs = harness.schedule(0.1, 5, 0.5), harness.exponential_decay_rates(0.1, 5, 0.5)
-    optimizer = SGD(learning_rate=lr, momentum=0.9, nesterov=nesterov, momentum_style=style)
-    harness.assert_matches_reference(optimizer, reference.SGD(0.9, nesterov, style), lrs)
+def test_matches_reference(style, nesterov):
+    for lr, lrs in harness.learning_rate_cases(0.05, 0.1):
+        optimizer = SGD(learning_rate=lr, momentum=0.9, nesterov=nesterov, momentum_style=style)
+        harness.assert_matches_reference(optimizer, reference.SGD(0.9, nesterov, style), lrs)
 
 
 def test_plain_gradient_descent_matches_reference():
