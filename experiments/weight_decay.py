@@ -231,7 +231,7 @@ def build_parser():
         help="decay strengths, each >= 0, used by both methods (default: 0 0.001 0.01, notebook 004)",
     )
     parser.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE, help="Adam's rate (default 0.01)")
-    parser.add_argument("--epochs", type=positive_int, default=None, help=f"full-batch epochs (default {EPOCHS}; --quick 20)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help=f"full-batch epochs (default {EPOCHS}; --quick 10)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         raise UsageError(f"--weight-decays must be finite numbers >= 0, got {bad}")
     weight_decays = sorted(set(args.weight_decays))
-    epochs = args.epochs or (20 if args.quick else EPOCHS)
+    epochs = args.epochs or (10 if args.quick else EPOCHS)
     output = prepare_output_dir(args.out or default_output_dir(NAME))
 
     runs = declare_runs(weight_decays, args.learning_rate, args.seed)

@@ -1,0 +1,107 @@
+"""experiments.weight_decay: the coupled L2 penalty is PyTorch Adam's weight_decay; the --quick run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import weight_decay as experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.backend_agnostic
+def test_coupled_l2_adds_weight_decay_times_w_to_every_gradient():
+    """One full-batch step of plain SGD (lr η) on the regularised copy lands exactly η·λ·w0 below
+    the step on the plain model, for kernels and biases alike: the gradient is ∇CE + λ·w, which is
+    what PyTorch's Adam(weight_decay=λ) feeds its moments."""
+    import keras
+
+    from lab import datasets, models
+
+    data = datasets.load_moons()
+    weight_decay, rate = 0.3, 0.5
+    plain = models.moons_net(seed=3)
+    # biases start at zero; give them values so that their decay is visible too
+    plain.set_weights([w + 0.25 if w.ndim == 1 else w for w in plain.get_weights()])
+    start = [np.array(w) for w in plain.get_weights()]
+    coupled = experiment.with_coupled_l2(plain, weight_decay)
+    for before, copied in zip(start, coupled.get_weights()):
+        np.testing.assert_array_equal(before, copied)
+    assert all(v.regularizer is not None for v in coupled.trainable_variables)
+    # the penalty is (λ / 2)·Σ w², kernels and biases
+    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in coupled.losses))
+    assert penalty == pytest.approx(weight_decay / 2 * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in start), rel=1e-5)
+
+    after = {}
+    for name, model in (("plain", plain), ("coupled", coupled)):
+        model.compile(optimizer=keras.optimizers.SGD(rate), loss="sparse_categorical_crossentropy")
+        model.train_on_batch(data.x_train, data.y_train)
+        after[name] = model.get_weights()
+    for w0, w_plain, w_coupled in zip(start, after["plain"], after["coupled"]):
+        np.testing.assert_allclose(w_coupled - w_plain, -rate * weight_decay * w0, rtol=1e-4, atol=1e-6)
+
+    unregularised = experiment.with_coupled_l2(models.moons_net(seed=3), 0.0)
+    assert all(v.regularizer is None for v in unregularised.trainable_variables)
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
+    out = tmp_path / "wd"
+    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "experiments.weight_decay", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "coupled_l2" in completed.stdout
+
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns[:4]) == ["method", "weight_decay", "learning_rate_base", "seed"]
+    for column in ("epoch", "objective", "loss", "accuracy", "val_objective", "val_loss", "val_accuracy"):
+        assert column in results.columns
+    assert len(results) == 2 * 3 * 10  # methods x notebook 004's decays x --quick epochs
+    assert (results["status"] == "ok").all()
+    assert (results["learning_rate"] == 0.01).all()
+
+    # the coupled runs' Keras objective holds the penalty on top of the cross-entropy
+    coupled = results[results["method"] == "coupled_l2"]
+    gap = coupled["objective"] - coupled["loss"]
+    assert np.allclose(gap[coupled["weight_decay"] == 0], 0.0, atol=1e-6)
+    assert (gap[coupled["weight_decay"] > 0] > 0).all()
+    decoupled = results[results["method"] == "decoupled"]
+    np.testing.assert_allclose(decoupled["objective"], decoupled["loss"], rtol=1e-5)
+
+    # with no decay both methods are the same Adam from the same weights: the same curves
+    zero = results[results["weight_decay"] == 0].pivot(index="epoch", columns="method", values="val_loss")
+    np.testing.assert_allclose(zero["coupled_l2"], zero["decoupled"], rtol=1e-5)
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6
+    for method, group in summary.groupby("method"):
+        norms = group.sort_values("weight_decay")["final_weight_norm"].to_numpy()
+        assert np.all(np.diff(norms) < 0), (method, norms)  # more decay, smaller weights
+    final = summary.set_index(["method", "weight_decay"])["final_weight_norm"]
+    # at the same nominal λ the coupled penalty, rescaled by Adam, shrinks far more than AdamW's
+    # lr·λ = 1e-4 per step
+    assert final[("decoupled", 0.0)] - final[("decoupled", 0.01)] < final[("coupled_l2", 0.0)] - final[("coupled_l2", 0.01)]
+
+    assert (out / "weight_decay.png").stat().st_size > 20_000
+    assert len(list((out / "tensorboard").glob("*/validation/events.out.tfevents.*"))) == 6
+
+
+def test_negative_weight_decay_is_a_usage_error(tmp_path, capsys):
+    from experiments.common import run_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(experiment.main, ["--quick", "--weight-decays", "0", "-0.1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--weight-decays" in capsys.readouterr().err
