@@ -3,8 +3,8 @@
 Two callbacks that both set the learning rate of the same optimizer undo each other: a
 ``LearningRateScheduler`` sets it again at every epoch start, so a plateau reducer's cut lasts one
 epoch at most; two reducers cut twice for one plateau. Every lab callback that sets the learning
-rate (and ``TrainingDiagnostics``) checks its sibling callbacks at the start of training and warns (``warnings.warn``,
-``LearningRateConflictWarning``), naming all of them.
+rate (and ``TrainingDiagnostics``) checks its sibling callbacks at the start of training and
+warns (``warnings.warn``, ``LearningRateConflictWarning``), naming all of them.
 
 A callback sets the learning rate if it is a Keras ``LearningRateScheduler`` or
 ``ReduceLROnPlateau`` (the lab's subclasses included), or if it has a true class attribute

@@ -44,8 +44,9 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     A drop-in for ``keras.callbacks.ReduceLROnPlateau``: same arguments, defaults and meaning;
     with ``threshold_mode="abs"`` (the default, because Keras's ``min_delta`` is absolute) the
     sequence of learning rates is exactly Keras's. ``learning_rate`` is written into the epoch
-    logs (as Keras does: the optimizer's rate at the end of the epoch, before a reduction), and every reduction is recorded in ``changes`` (also
-    ``history``) as ``LearningRateChange(epoch, old, new)``.
+    logs (as Keras does: the optimizer's rate at the end of the epoch, before a reduction), and
+    every reduction is recorded in ``changes`` (also ``history``) as
+    ``LearningRateChange(epoch, old, new)``.
 
     On top of a schedule: Keras's callback fails when the optimizer's ``learning_rate`` is a
     ``LearningRateSchedule``. This one wraps the schedule once, at the start of training, in

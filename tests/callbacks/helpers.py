@@ -105,7 +105,10 @@ def reference_plateau(
         if best is None:
             better = True
         elif threshold_mode == "rel":
-            better = value < best * (1 - min_delta) if mode == "min" else value > best * (1 + min_delta)
+            if mode == "min":
+                better = value < best * (1 - min_delta)
+            else:
+                better = value > best * (1 + min_delta)
         else:
             better = value < best - min_delta if mode == "min" else value > best + min_delta
         if cooldown_left > 0:

@@ -1,4 +1,4 @@
-"""The LR range test: the rates it applies, the losses it records, exact restoration, suggestions."""
+"""The LR range test: rates applied, losses recorded, exact restoration, suggestions."""
 
 from __future__ import annotations
 
