@@ -84,6 +84,18 @@ class Distributed:
         """The strategy's scope (a no-op for ``"none"``); re-enter it for every model you build."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
+    def steps_per_execution(self, requested: int) -> int:
+        """The ``steps_per_execution`` to compile with: ``requested``, but 1 under tf.distribute.
+
+        Keras 3's TensorFlow multi-step loop (``steps_per_execution > 1``) fails inside a
+        tf.distribute strategy ("You must feed a value for placeholder tensor",
+        keras-team/keras#19246), so one step per call is used there.
+        """
+        check_positive_int("steps_per_execution", requested)
+        if self.backend == "tensorflow" and self.strategy is not None:
+            return 1
+        return int(requested)
+
     @property
     def is_chief(self) -> bool:
         """Whether this process should write results (worker 0; always true on one worker)."""

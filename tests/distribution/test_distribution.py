@@ -222,6 +222,13 @@ def test_none_scope_is_one_replica_and_trains():
 
 
 @pytest.mark.backend_agnostic
+def test_steps_per_execution_is_kept_without_a_strategy():
+    assert make_strategy("none").steps_per_execution(32) == 32
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        make_strategy("none").steps_per_execution(0)
+
+
+@pytest.mark.backend_agnostic
 def test_logical_cpus_only_apply_to_mirrored():
     with pytest.raises(ValueError, match="logical_cpus"):
         make_strategy("none", logical_cpus=2)

@@ -88,7 +88,12 @@ def train(distributed, name: str, x: np.ndarray, y: np.ndarray, arguments: argpa
     with distributed.scope():
         model = moons_net(arguments.seed)
         optimizer = getattr(optimizers, name)(**SETTINGS[name])
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        model.compile(
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            # several steps per call where the strategy allows it (the experiments' setting)
+            steps_per_execution=distributed.steps_per_execution(4),
+        )
         arrays.update({f"initial/{i}": w for i, w in enumerate(model.get_weights())})
         model.fit(x, y, batch_size=arguments.batch_size, epochs=1, shuffle=False, verbose=0)
         arrays.update({f"{prefix}/{i}": w for i, w in enumerate(model.get_weights())})
