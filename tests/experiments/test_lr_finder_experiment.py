@@ -1,0 +1,97 @@
+"""experiments.lr_finder: range tests on moons, then trainings at the suggestion and the default."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import lr_finder as experiment
+from experiments.common import run_main
+
+
+@pytest.mark.slow
+def test_quick_moons_range_tests_and_trainings(tmp_path):
+    out = tmp_path / "finder"
+    assert experiment.main(["--quick", "--problems", "moons", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert names == {
+        "range_test.csv",
+        "range_test.png",
+        "suggestions.csv",
+        "results.csv",
+        "summary.csv",
+        "training.png",
+        "tensorboard",
+    }
+
+    curves = pd.read_csv(out / "range_test.csv")
+    assert list(curves.columns) == ["problem", "optimizer", "step", "learning_rate", "loss", "smoothed_loss"]
+    assert set(curves["optimizer"]) == {"sgd", "adam"}  # --quick's optimisers
+    start, end, steps, beta = 1e-5, 10.0, 40, 0.9
+    for optimizer, curve in curves.groupby("optimizer"):
+        count = len(curve)
+        assert 10 < count <= steps
+        i = curve["step"].to_numpy()
+        np.testing.assert_array_equal(i, np.arange(count))
+        # the geometric sweep, step by step
+        np.testing.assert_allclose(curve["learning_rate"], start * (end / start) ** (i / (steps - 1)), rtol=1e-9)
+        # the smoothed loss is the bias-corrected EMA of the recorded losses
+        average, expected = 0.0, []
+        for k, loss in enumerate(curve["loss"]):
+            average = beta * average + (1 - beta) * loss
+            expected.append(average / (1 - beta ** (k + 1)))
+        np.testing.assert_allclose(curve["smoothed_loss"], expected, rtol=1e-9)
+        # full batch: the first losses are those of the untrained net on two classes, about ln 2
+        assert curve["loss"].iloc[0] == pytest.approx(np.log(2), abs=0.1)
+
+    suggestions = pd.read_csv(out / "suggestions.csv")
+    assert set(suggestions["method"]) == {"steepest", "valley", "minimum/10"}
+    assert ((suggestions["learning_rate"] >= start / 10) & (suggestions["learning_rate"] <= end)).all()
+    chosen = suggestions[suggestions["chosen"]].set_index("optimizer")
+    assert (chosen["method"] == "minimum/10").all()
+    for optimizer, row in chosen.iterrows():
+        curve = curves[curves["optimizer"] == optimizer]
+        # a tenth of a swept rate whose smoothed loss is the lowest outside the trimmed ends
+        # (the first 10% and the divergence tail of at most 5 points)
+        count = len(curve)
+        body = curve.iloc[count // 10 : count - min(5, count // 5)]
+        best = body.loc[body["smoothed_loss"].idxmin(), "learning_rate"]
+        assert row["learning_rate"] == pytest.approx(best / 10, rel=1e-9)
+    assert (suggestions["default_learning_rate"] == 0.01).all()  # notebook 004 on moons
+
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns[:4]) == ["problem", "optimizer", "setting", "seed"]
+    assert len(results) == 2 * 2 * 20  # optimisers x settings x --quick epochs (full batch)
+    assert (results["status"] == "ok").all()
+    rates = results.groupby(["optimizer", "setting"])["learning_rate"].agg(["min", "max"])
+    for optimizer in ("sgd", "adam"):
+        assert rates.loc[(optimizer, "default")].tolist() == pytest.approx([0.01, 0.01])
+        assert rates.loc[(optimizer, "suggested")].tolist() == pytest.approx([chosen.loc[optimizer, "learning_rate"]] * 2, rel=1e-6)
+
+    summary = pd.read_csv(out / "summary.csv").set_index(["optimizer", "setting"])
+    # 20 full-batch steps at 0.01 barely move the moons net; the range test's rate trains it
+    for optimizer in ("sgd", "adam"):
+        assert summary.loc[(optimizer, "suggested"), "final_loss"] < summary.loc[(optimizer, "default"), "final_loss"]
+    assert (out / "range_test.png").stat().st_size > 20_000
+    assert len(list((out / "tensorboard" / "moons").glob("*/train/events.out.tfevents.*"))) == 4
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--start-lr", "1", "--end-lr", "0.1"], "--start-lr"),
+        (["--smoothing", "1.0"], "--smoothing"),
+        (["--num-steps", "3"], "--num-steps"),
+    ],
+)
+def test_bad_sweeps_exit_with_code_2_before_any_work(tmp_path, capsys, argv, message):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(experiment.main, [*argv, "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_notebook_defaults():
+    assert experiment.notebook_defaults("moons") == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.01, "adam": 0.01}
+    assert experiment.notebook_defaults("mnist_mlp") == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.001, "adam": 0.001}
