@@ -123,6 +123,21 @@ def assert_matches_baseline(
         )
 
 
+def assert_each(names: tuple[str, ...], check) -> None:
+    """Run ``check(name)`` for every optimiser; report every one that fails, not just the first.
+
+    One test per strategy (rather than one per optimiser) keeps each strategy's subprocesses in
+    one pytest worker under xdist, so they are started once.
+    """
+    failures = []
+    for name in names:
+        try:
+            check(name)
+        except AssertionError as error:
+            failures.append(f"{name}: {error}")
+    assert not failures, "\n\n".join(failures)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -158,25 +173,27 @@ def multiworker_runs(tmp_path_factory) -> tuple[list[dict[str, np.ndarray]], dic
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ALL_OPTIMIZERS)
-def test_mirrored_over_two_logical_cpus_matches_single_device(name, mirrored_run):
+def test_mirrored_over_two_logical_cpus_matches_single_device(mirrored_run):
     assert int(mirrored_run["num_replicas"]) == 2
-    assert_matches_baseline(mirrored_run, mirrored_run, name, baseline_key=f"baseline/{name}")
+    assert_each(ALL_OPTIMIZERS, lambda name: assert_matches_baseline(mirrored_run, mirrored_run, name, f"baseline/{name}"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SUBSET)
-def test_two_workers_on_loopback_match_single_process(name, multiworker_runs):
+def test_two_workers_on_loopback_match_single_process(multiworker_runs):
     workers, single = multiworker_runs
     assert int(single["num_replicas"]) == 1
     for index, run in enumerate(workers):
         assert int(run["num_workers"]) == 2 and int(run["worker_index"]) == index
         assert int(run["num_replicas"]) == 2
-        assert_matches_baseline(run, single, name)
-    # synchronous training: both workers hold the very same weights
-    first, second = workers
-    for index in range(weight_count(first)):
-        np.testing.assert_array_equal(first[f"{name}/{index}"], second[f"{name}/{index}"])
+
+    def check(name: str) -> None:
+        for run in workers:
+            assert_matches_baseline(run, single, name)
+        # synchronous training: both workers hold the very same weights
+        for index in range(weight_count(workers[0])):
+            np.testing.assert_array_equal(workers[0][f"{name}/{index}"], workers[1][f"{name}/{index}"])
+
+    assert_each(SUBSET, check)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,10 +210,9 @@ def jax_run(tmp_path_factory) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SUBSET)
-def test_jax_data_parallel_over_two_cpu_devices_matches_plain_run(name, jax_run):
+def test_jax_data_parallel_over_two_cpu_devices_matches_plain_run(jax_run):
     assert int(jax_run["num_replicas"]) == 2
-    assert_matches_baseline(jax_run, jax_run, name, baseline_key=f"baseline/{name}")
+    assert_each(SUBSET, lambda name: assert_matches_baseline(jax_run, jax_run, name, f"baseline/{name}"))
 
 
 # ---------------------------------------------------------------------------------------------
