@@ -1,15 +1,23 @@
 """Training under a distribution strategy: one entry point for single device, many devices, many workers.
 
-Usage -- build the model *and* the optimiser inside the scope, then compile and fit as usual::
+Usage -- build the model *and* the optimiser inside the scope, and compile and fit there too
+(TensorFlow would accept ``fit`` outside; JAX needs the distribution still set)::
 
     from lab.distribution import distribution_scope
 
     with distribution_scope("mirrored") as distributed:
         model = moons_net(seed=0)
         optimizer = build_optimizer("adam")
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=64)       # 64 is the GLOBAL batch: each of the
+        model.compile(
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            steps_per_execution=distributed.steps_per_execution(32),  # 1 under tf.distribute
+        )
+        model.fit(x, y, batch_size=64)   # 64 is the GLOBAL batch: each of the
                                           # distributed.num_replicas replicas gets 64 / num_replicas
+
+A strategy fixes the process's devices, so create it once per program, first; to build several
+models, keep the ``Distributed`` from ``make_strategy`` and re-enter ``distributed.scope()``.
 
 Names (``STRATEGY_NAMES``):
 
@@ -40,8 +48,8 @@ should be a multiple of the number of replicas.
 
 Data sharding across workers: for NumPy arrays Keras sets the tf.data ``AutoShardPolicy.DATA``
 policy, so every worker reads the whole array and keeps only its slice of each global batch.
-Pass the same arrays (same order, no shuffling differences: use ``shuffle=False`` or a fixed
-seed) on every worker.
+Pass the same arrays in the same order on every worker, and either ``shuffle=False`` or the
+same ``keras.utils.set_random_seed`` on every worker.
 
 ``logical_cpus=N`` (``"mirrored"``/``"data_parallel"``) splits the CPU into N logical devices so
 multi-device training can be run and tested without GPUs. It must happen before the backend
