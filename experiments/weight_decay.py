@@ -190,9 +190,10 @@ def plot(results: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     methods = [m for m in METHODS if m in set(results["method"])]
-    titles = {"coupled_l2": "coupled L2 (Adam + L2 / 2 on all weights)", "decoupled": "decoupled (AdamW)"}
+    titles = {"coupled_l2": "coupled (Adam + L2)", "decoupled": "decoupled (AdamW)"}
     figure, axes = plt.subplots(len(methods), 3, figsize=(15, 3.8 * len(methods)), squeeze=False)
     for row, method in zip(axes, methods):
         subset = results[results["method"] == method]
@@ -203,13 +204,15 @@ def plot(results: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
         row[1].set_title(f"{titles[method]}: test loss")
         for axis in row[:2]:
             axis.set_xlabel("epoch")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.set_ylabel("cross-entropy")
             axis.set_yscale("log")
             axis.grid(True, alpha=0.3)
             axis.legend(fontsize=8)
         norms = summary[summary["method"] == method].sort_values("weight_decay")
         positions = np.arange(len(norms))
-        row[2].bar(positions, norms["final_weight_norm"], color="tab:gray")
+        bars = row[2].bar(positions, norms["final_weight_norm"], color="tab:gray")
+        row[2].bar_label(bars, fmt="%.3f", fontsize=8)
         row[2].set_xticks(positions, [f"{wd:g}" for wd in norms["weight_decay"]])
         row[2].set_xlabel("weight decay")
         row[2].set_ylabel("‖w‖₂ after training")
