@@ -58,6 +58,7 @@ from experiments.common import (
     write_json_atomic,
     write_text_atomic,
 )
+from lab.distribution import STRATEGY_NAMES, make_strategy
 
 NAME = "compare_optimizers"
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -247,14 +248,31 @@ def boundary_rows(model, run: Run, data) -> pd.DataFrame:
 # --- running -----------------------------------------------------------------------------------
 
 
-def run_one(run: Run, spec: Spec, data, out: Path, on_epoch: Callable[[dict], None] | None = None):
-    """Train one run (resuming its checkpoint if there is one); its rows and, for moons, its grid."""
+def run_one(
+    run: Run, spec: Spec, data, out: Path, on_epoch: Callable[[dict], None] | None = None, distributed=None
+):
+    """Train one run (resuming its checkpoint if there is one); its rows and, for moons, its grid.
+
+    ``distributed`` (from ``lab.distribution.make_strategy``): the model and the optimiser are
+    created, and trained, inside its scope; the batch size stays the global batch.
+    """
     import keras
 
+    from experiments.training import DEFAULT_STEPS_PER_EXECUTION
+
+    keras.backend.clear_session()
+    distributed = distributed or make_strategy("none")
+    with distributed.scope():
+        steps_per_execution = distributed.steps_per_execution(DEFAULT_STEPS_PER_EXECUTION)
+        return _run_one(run, spec, data, out, on_epoch, steps_per_execution)
+
+
+def _run_one(
+    run: Run, spec: Spec, data, out: Path, on_epoch: Callable[[dict], None] | None, steps_per_execution: int
+):
     from experiments.training import train_run
     from lab.registry import parse_spec
 
-    keras.backend.clear_session()
     parsed = parse_spec(run.optimizer)
     optimizer = parsed.build(**_rate_override(parsed, run.problem))
     model = build_model(run.problem, run.seed)
@@ -269,6 +287,7 @@ def run_one(run: Run, spec: Spec, data, out: Path, on_epoch: Callable[[dict], No
         tensorboard_dir=out / "tensorboard" / run.folder if spec.tensorboard else None,
         checkpoint_dir=out / "checkpoints" / run.folder,
         on_epoch=on_epoch,
+        steps_per_execution=steps_per_execution,
     )
     rows.insert(0, "seed", run.seed)
     rows.insert(0, "optimizer", run.optimizer)
@@ -303,7 +322,7 @@ def _done(results: pd.DataFrame) -> set[tuple[str, str, int]]:
     return set(zip(results["problem"], results["optimizer"], results["seed"].astype(int)))
 
 
-def run_all(spec: Spec, out: Path, progress: bool = True) -> pd.DataFrame:
+def run_all(spec: Spec, out: Path, progress: bool = True, distributed=None) -> pd.DataFrame:
     """Train every run not yet in ``out/results.csv``; rewrite the CSV files after each run."""
     from tqdm import tqdm
 
@@ -326,7 +345,7 @@ def run_all(spec: Spec, out: Path, progress: bool = True) -> pd.DataFrame:
                                 status=row["status"], refresh=False)
                 bar.refresh()
 
-            rows, boundary = run_one(run, spec, data(run.problem), out, on_epoch)
+            rows, boundary = run_one(run, spec, data(run.problem), out, on_epoch, distributed)
         results = pd.concat([results, rows], ignore_index=True) if len(results) else rows
         write_csv_atomic(results_path, results)
         if boundary is not None:
@@ -420,6 +439,21 @@ def build_parser():
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue an interrupted run in DIR with its own settings")
     parser.add_argument("--replot", type=Path, default=None, metavar="DIR", help="re-make summary, plots and report of DIR from its CSV files (no training)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGY_NAMES,
+        default="none",
+        help="train under a distribution strategy: mirrored (all local GPUs; on JAX "
+        "keras.distribution.DataParallel), multiworker (TensorFlow, a cluster described by TF_CONFIG on "
+        "every worker); --batch-size is the global batch (default: none)",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --strategy mirrored on a machine without GPUs: split the CPU into N devices",
+    )
     return parser
 
 
@@ -491,6 +525,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import keras
 
+    try:  # before anything runs on the backend: the strategy fixes the devices
+        distributed = make_strategy(args.strategy, logical_cpus=args.logical_cpus)
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--strategy {args.strategy}: {error}") from None
+    if distributed.num_workers > 1:
+        if args.resume is not None:
+            raise UsageError("--resume is not supported with --strategy multiworker: restart the comparison")
+        if not distributed.is_chief:  # every worker trains the same runs; only the chief keeps outputs
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix=f"{NAME}-worker{distributed.worker_index}-") as scratch:
+                run_all(check_spec(_spec_from_args(args)), Path(scratch), progress=False, distributed=distributed)
+            return 0
+
     if args.resume is not None:
         if given:
             raise UsageError(f"--resume takes every setting from {args.resume}/run.json; drop {' '.join(given)}")
@@ -512,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = _run_info(spec)
         write_json_atomic(out / "run.json", info)
 
-    run_all(spec, out, progress=not args.no_progress)
+    run_all(spec, out, progress=not args.no_progress, distributed=distributed)
     summary = make_outputs(out, spec, info)
     print(summary_lib.markdown_table(summary_lib.summary_table(summary)))
     print(f"results in {out} (report.md, results.csv, summary.md, plots/, tensorboard/)")
