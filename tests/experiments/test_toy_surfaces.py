@@ -9,78 +9,9 @@ import pandas as pd
 import pytest
 
 from experiments import toy_surfaces
+from tests.reference.notebooks import adam, momentum_gd, nonconvex_descent, ravine_grad, rmsprop, vanilla_gradient_descent
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# --- notebook 000's NumPy code, pasted as written (ravine_grad and the four optimisers) -------------
-def ravine_grad(x, y):
-    return np.array([2 * x, 20 * y])
-
-
-def vanilla_gradient_descent(grad_func, start_pos, lr=0.1, n_iters=50):
-    pos = start_pos.copy()
-    trajectory = [pos.copy()]
-    for i in range(n_iters):
-        grad = grad_func(pos[0], pos[1])
-        pos = pos - lr * grad
-        trajectory.append(pos.copy())
-    return np.array(trajectory)
-
-
-def momentum_gd(grad_func, start_pos, lr=0.01, momentum=0.9, n_iters=50):
-    pos = start_pos.copy()
-    velocity = np.zeros_like(pos)
-    trajectory = [pos.copy()]
-    for i in range(n_iters):
-        grad = grad_func(pos[0], pos[1])
-        velocity = momentum * velocity + grad
-        pos = pos - lr * velocity
-        trajectory.append(pos.copy())
-    return np.array(trajectory)
-
-
-def rmsprop(grad_func, start_pos, lr=0.1, decay=0.9, eps=1e-8, n_iters=50):
-    pos = start_pos.copy()
-    v = np.zeros_like(pos)
-    trajectory = [pos.copy()]
-    for i in range(n_iters):
-        grad = grad_func(pos[0], pos[1])
-        v = decay * v + (1 - decay) * grad**2
-        pos = pos - (lr / (np.sqrt(v) + eps)) * grad
-        trajectory.append(pos.copy())
-    return np.array(trajectory)
-
-
-def adam(grad_func, start_pos, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, n_iters=50):
-    pos = start_pos.copy()
-    m = np.zeros_like(pos)
-    v = np.zeros_like(pos)
-    trajectory = [pos.copy()]
-    for t in range(1, n_iters + 1):
-        grad = grad_func(pos[0], pos[1])
-        m = beta1 * m + (1 - beta1) * grad
-        v = beta2 * v + (1 - beta2) * grad**2
-        m_hat = m / (1 - beta1**t)
-        v_hat = v / (1 - beta2**t)
-        pos = pos - (lr / (np.sqrt(v_hat) + eps)) * m_hat
-        trajectory.append(pos.copy())
-    return np.array(trajectory)
-
-
-# --- notebook 001's non-convex run, pasted as written ---------------------------------------------
-def grad_f_nonconvex(x):
-    return 4 * x**3 - 15 * x**2 + 8 * x + 3
-
-
-def nonconvex_descent(start_x, learning_rate=0.01, n_iterations=100):
-    x = start_x
-    history_x = [x]
-    for _ in range(n_iterations):
-        gradient = grad_f_nonconvex(x)
-        x = x - learning_rate * gradient
-        history_x.append(x)
-    return np.array(history_x)
 
 
 @pytest.fixture(scope="module")
