@@ -7,8 +7,11 @@ The model is the MNIST MLP (``lab.models.mnist_mlp``), batch 32, the settings of
 in its own subprocess. Within it, every pair is compiled and warmed up (the first, compiling
 ``fit`` is not timed), then timed in interleaved repetitions -- lab, Keras, lab, Keras, ... -- of
 ``S`` training steps each, so slow drifts of the machine hit both alike. The table gives the median
-milliseconds per step and the ratio of the medians (lab / Keras; target <= 1.05); the rows are
-appended, with a description of the machine, to ``benchmarks/results/optimizer_step.csv``.
+milliseconds per step and the median over repetitions of the ratio lab / Keras within each
+repetition (target <= 1.05). A control row times one Keras optimiser against a second instance
+of itself (``--control``, default adam): its distance from 1 is the noise of the measurement on
+this machine at this time. The rows are appended, with a description of the machine, to
+``benchmarks/results/optimizer_step.csv``.
 """
 
 from __future__ import annotations
@@ -36,50 +39,69 @@ def _time_fit(model: Any, x: Any, y: Any) -> float:
     return time.perf_counter() - start
 
 
-def measure(repeats: int, steps: int, names: list[str]) -> list[dict[str, Any]]:
+def _time_pair(first: Any, second: Any, x: Any, y: Any, repeats: int) -> dict[str, float]:
+    """Milliseconds per step of two optimisers on the same model, timed in alternation."""
+    from lab.models import mnist_mlp
+
+    steps = len(x) // BATCH_SIZE
+    models = []
+    for optimizer in (first, second):
+        model = mnist_mlp(seed=0)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        _time_fit(model, x, y)  # warm-up: tracing and compilation, not timed
+        models.append(model)
+    seconds: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for model, times in zip(models, seconds):
+            times.append(_time_fit(model, x, y) / steps)
+    return {
+        "first_ms_per_step": 1000 * statistics.median(seconds[0]),
+        "second_ms_per_step": 1000 * statistics.median(seconds[1]),
+        # each repetition's pair ran back to back: its ratio cancels slow drifts of the machine
+        "ratio": statistics.median(a / b for a, b in zip(*seconds)),
+        "first_spread_ms": 1000 * (max(seconds[0]) - min(seconds[0])),
+        "second_spread_ms": 1000 * (max(seconds[1]) - min(seconds[1])),
+    }
+
+
+def measure(repeats: int, steps: int, names: list[str], control: str | None) -> list[dict[str, Any]]:
     """Run in the worker process (the backend is already chosen by KERAS_BACKEND)."""
     import keras
 
     from lab.datasets import mnist_arrays
-    from lab.models import mnist_mlp
     from lab.registry import OPTIMIZERS, parse_spec
 
     data = mnist_arrays(flatten=True, subset=steps * BATCH_SIZE)
-    x, y = data.x_train, data.y_train
+
+    def keras_twin(name: str) -> keras.optimizers.Optimizer:
+        return getattr(keras.optimizers, OPTIMIZERS[name].class_name)(**parse_spec(name).arguments())
+
+    pairs = [(name, lambda name=name: parse_spec(name).build(), lambda name=name: keras_twin(name)) for name in names]
+    if control:  # Keras against itself: the ratio a perfect twin would show on this machine today
+        pairs.append((f"{control} (control: Keras vs Keras)", lambda: keras_twin(control), lambda: keras_twin(control)))
     rows = []
-    for name in names:
-        spec = parse_spec(name)
-        keras_class = getattr(keras.optimizers, OPTIMIZERS[name].class_name)
-        models = {}
-        for side, optimizer in (("lab", spec.build()), ("keras", keras_class(**spec.arguments()))):
-            model = mnist_mlp(seed=0)
-            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-            _time_fit(model, x, y)  # warm-up: tracing and compilation, not timed
-            models[side] = model
-        seconds: dict[str, list[float]] = {"lab": [], "keras": []}
-        for _ in range(repeats):
-            for side in ("lab", "keras"):
-                seconds[side].append(_time_fit(models[side], x, y) / steps)
-        lab_median, keras_median = statistics.median(seconds["lab"]), statistics.median(seconds["keras"])
+    for label, make_first, make_second in pairs:
+        timing = _time_pair(make_first(), make_second(), data.x_train, data.y_train, repeats)
         rows.append(
             {
-                "optimizer": name,
-                "lab_ms_per_step": round(1000 * lab_median, 4),
-                "keras_ms_per_step": round(1000 * keras_median, 4),
-                "ratio": round(lab_median / keras_median, 4),
-                "lab_spread_ms": round(1000 * (max(seconds["lab"]) - min(seconds["lab"])), 4),
-                "keras_spread_ms": round(1000 * (max(seconds["keras"]) - min(seconds["keras"])), 4),
+                "optimizer": label,
+                "lab_ms_per_step": round(timing["first_ms_per_step"], 4),
+                "keras_ms_per_step": round(timing["second_ms_per_step"], 4),
+                "ratio": round(timing["ratio"], 4),
+                "lab_spread_ms": round(timing["first_spread_ms"], 4),
+                "keras_spread_ms": round(timing["second_spread_ms"], 4),
             }
         )
         keras.backend.clear_session()
     return rows
 
 
-def run_backend(backend: str, repeats: int, steps: int, names: list[str]) -> list[dict[str, Any]]:
+def run_backend(backend: str, repeats: int, steps: int, names: list[str], control: str) -> list[dict[str, Any]]:
     """Measure one backend in a fresh subprocess; return its rows."""
     environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "benchmarks.optimizer_step", "--worker", "--backend", backend,
-               "--repeats", str(repeats), "--steps", str(steps), "--optimizers", ",".join(names)]
+               "--repeats", str(repeats), "--steps", str(steps), "--optimizers", ",".join(names),
+               "--control", control]
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -108,6 +130,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed repetitions per optimiser and side (default 7)")
     parser.add_argument("--steps", type=int, default=100, help="training steps per repetition (default 100)")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS), help="comma-separated registry names (default: all)")
+    parser.add_argument(
+        "--control", default="adam", help="also time this Keras optimiser against itself, the noise floor ('' for none)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="CSV to append to")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
@@ -117,6 +142,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [n for n in names if n not in OPTIMIZERS]
     if unknown or not names:
         parser.error(f"unknown optimizers {unknown}; valid: {', '.join(OPTIMIZERS)}")
+    if arguments.control and arguments.control not in OPTIMIZERS:
+        parser.error(f"unknown --control {arguments.control!r}; valid: {', '.join(OPTIMIZERS)}")
     arguments.names = names
     return arguments
 
@@ -124,13 +151,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     if arguments.worker:
-        print(json.dumps(measure(arguments.repeats, arguments.steps, arguments.names)))
+        print(json.dumps(measure(arguments.repeats, arguments.steps, arguments.names, arguments.control)))
         return 0
     backends = BACKENDS if arguments.backend == "both" else (arguments.backend,)
     machine = describe_machine()
     rows = []
     for backend in backends:
-        for row in run_backend(backend, arguments.repeats, arguments.steps, arguments.names):
+        for row in run_backend(backend, arguments.repeats, arguments.steps, arguments.names, arguments.control):
             rows.append({**machine, "backend": backend, "batch_size": BATCH_SIZE, "steps": arguments.steps,
                          "repeats": arguments.repeats, **row})
     append_csv_row(arguments.output, rows)

@@ -129,6 +129,12 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         import tensorflow as tf
 
         warn_on_conflicts(self)
+        if getattr(self.model, "steps_per_execution", 1) != 1:
+            # Keras calls back once per execution: the steps inside one are not observable
+            raise ValueError(
+                "TrainingDiagnostics logs every step and needs `steps_per_execution=1` in "
+                f"model.compile (got {self.model.steps_per_execution})."
+            )
         self._writer = tf.summary.create_file_writer(self.write_dir)
         self._optimizer = model_optimizers(self.model)[0]
         self._step = int(keras.ops.convert_to_numpy(self._optimizer.iterations))

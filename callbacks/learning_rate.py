@@ -14,7 +14,6 @@ train function must be traced again (:func:`retrace_train_function`).
 
 from __future__ import annotations
 
-from typing import Any
 
 import keras
 import numpy as np

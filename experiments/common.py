@@ -3,6 +3,19 @@
 An experiment module declares its runs as data, runs them, and hands DataFrames to its
 summarising and plotting functions. Only its ``main`` prints. Bad input raises ``UsageError``,
 which ``run_main`` turns into a one-line message and exit code 2 -- never a traceback.
+
+Experiments that train keep their output folders resumable the same way::
+
+    parser = make_parser(NAME, description)       # --out, --quick
+    add_resume_argument(parser)                   # --resume DIR
+    args = parse_arguments(parser, argv, NAME)    # with --resume: the settings DIR was started with
+    ...validate and declare the runs...
+    out = open_output(args, NAME)                 # a new folder with run.json, or DIR again
+    ...train each run with train_run(..., checkpoint_dir=checkpoint_dir(out, ...))...
+    remove_checkpoints(out)                       # once every result file is written
+
+A finished run's checkpoint holds its rows, so a resumed experiment gets them back without
+training; an interrupted run continues after its last completed epoch.
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ import argparse
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -18,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_USAGE = 2
+RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
 
 
 class UsageError(Exception):
@@ -81,6 +97,103 @@ def prepare_output_dir(path: Path) -> Path:
     except OSError as error:
         raise UsageError(f"cannot write to output folder {path}: {error.strerror or error}") from None
     return path
+
+
+def read_run_info(folder: Path, experiment: str, flag: str) -> dict:
+    """``folder/run.json`` of a run of ``experiment``, else ``UsageError`` saying what is wrong."""
+    path = Path(folder) / RUN_FILE
+    try:
+        with open(path) as handle:
+            info = json.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {folder}: no {RUN_FILE} there; it is not a {experiment} output folder") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{flag} {folder}: cannot read {RUN_FILE}: {error}") from None
+    if not isinstance(info, dict) or info.get("experiment") != experiment:
+        found = info.get("experiment") if isinstance(info, dict) else None
+        raise UsageError(f"{flag} {folder}: {RUN_FILE} is not from {experiment} (experiment {found!r})")
+    return info
+
+
+def check_same_backend(info: dict, folder: Path) -> None:
+    """Numbers reproduce on one backend only: resuming on another would mix two kinds of run."""
+    import keras
+
+    backend = keras.backend.backend()
+    if info.get("backend") is not None and info["backend"] != backend:
+        raise UsageError(
+            f"--resume {folder}: it was run on the {info['backend']} backend, this process uses {backend}; "
+            f"set KERAS_BACKEND={info['backend']}"
+        )
+
+
+def add_resume_argument(parser: argparse.ArgumentParser) -> None:
+    """``--resume DIR``: continue an interrupted run of the experiment in DIR."""
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue an interrupted run in DIR with the settings it was started with: finished "
+        "runs are kept, an interrupted one continues after its last completed epoch",
+    )
+
+
+def parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, experiment: str
+) -> argparse.Namespace:
+    """Parse ``argv``; with ``--resume DIR``, the arguments DIR's run was started with instead.
+
+    The result carries ``command_line`` (the arguments as given) for ``open_output`` to record.
+    ``--resume`` with any other setting is a ``UsageError``: a resumed run keeps its settings.
+    """
+    command_line = [str(item) for item in (sys.argv[1:] if argv is None else argv)]
+    args = parser.parse_args(command_line)
+    if args.resume is None:
+        args.command_line = command_line
+        return args
+    given = [
+        "--" + name.replace("_", "-")
+        for name, value in vars(args).items()
+        if name != "resume" and value != parser.get_default(name)
+    ]
+    if given:
+        raise UsageError(f"--resume takes every setting from {args.resume}/{RUN_FILE}; drop {' '.join(given)}")
+    folder = args.resume
+    info = read_run_info(folder, experiment, "--resume")
+    check_same_backend(info, folder)
+    resumed = parser.parse_args(info.get("arguments", []))
+    resumed.out, resumed.resume, resumed.command_line = folder, folder, info.get("arguments", [])
+    return resumed
+
+
+def open_output(args: argparse.Namespace, experiment: str) -> Path:
+    """The output folder of a run: ``--resume``'s, or a new one (``--out`` or timestamped).
+
+    A new folder gets ``run.json`` (experiment, arguments, backend); a folder that already holds a
+    run is refused, so nothing overwrites an earlier run.
+    """
+    if getattr(args, "resume", None) is not None:
+        return prepare_output_dir(args.resume)
+    out = args.out if args.out is not None else default_output_dir(experiment)
+    if (out / RUN_FILE).exists():
+        raise UsageError(f"{out} already holds a run; use --resume {out} to continue it or choose another --out")
+    prepare_output_dir(out)
+    import keras
+
+    info = {"experiment": experiment, "arguments": args.command_line, "backend": keras.backend.backend()}
+    write_json_atomic(out / RUN_FILE, info)
+    return out
+
+
+def checkpoint_dir(out: Path, *parts: object) -> Path:
+    """Where one run of the experiment in ``out`` checkpoints: ``out/checkpoints/<parts>``."""
+    return Path(out, CHECKPOINTS, *(str(part) for part in parts))
+
+
+def remove_checkpoints(out: Path) -> None:
+    """Drop the checkpoints once the results they hold are written to the output files."""
+    shutil.rmtree(Path(out) / CHECKPOINTS, ignore_errors=True)
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:

@@ -34,7 +34,6 @@ import sys
 if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("jax") is not None:
     os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported; see the module docstring
 
-import json
 import platform
 import re
 import shutil
@@ -48,11 +47,13 @@ import pandas as pd
 from experiments import results as summary_lib
 from experiments.common import (
     UsageError,
+    check_same_backend,
     default_output_dir,
     make_parser,
     positive_float,
     positive_int,
     prepare_output_dir,
+    read_run_info,
     run_main,
     write_csv_atomic,
     write_json_atomic,
@@ -297,23 +298,9 @@ def _run_one(
             rows[column] = np.nan
     boundary = None
     if run.problem == "moons" and run.seed == 0:
-        # a run resumed after it finished was not trained in this process: reload its weights
-        state_weights = _final_weights(out / "checkpoints" / run.folder)
-        if state_weights is not None and getattr(model, "optimizer", None) is None:
-            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-            optimizer.build(model.trainable_variables)
-            model.load_weights(state_weights)
+        # the trained model, also when train_run only reloaded a run that had finished before a kill
         boundary = boundary_rows(model, run, data)
     return rows[summary_lib.RESULT_COLUMNS], boundary
-
-
-def _final_weights(folder: Path) -> Path | None:
-    from experiments.training import load_checkpoint_state
-
-    state = load_checkpoint_state(folder)
-    if not state or not state.get("weights"):
-        return None
-    return folder / state["weights"]
 
 
 def _done(results: pd.DataFrame) -> set[tuple[str, str, int]]:
@@ -409,6 +396,8 @@ def make_outputs(out: Path, spec: Spec, run_info: dict) -> pd.DataFrame:
 
 
 def build_parser():
+    from lab.registry import OPTIMIZERS
+
     parser = make_parser(
         NAME,
         __doc__.split("\n\n")[0]
@@ -423,7 +412,8 @@ def build_parser():
     )
     parser.add_argument(
         "--optimizers", nargs="+", default=None, metavar="SPEC",
-        help="registry names with optional overrides, e.g. sgd momentum:momentum=0.95 adam:learning_rate=3e-4 "
+        help=f"registry names, of: {', '.join(OPTIMIZERS)}; each with optional overrides of its constructor "
+        "arguments, e.g. sgd momentum:momentum=0.95 adam:learning_rate=3e-4 "
         f"(default: {' '.join(DEFAULT_OPTIMIZERS)})",
     )
     parser.add_argument("--epochs", type=positive_int, default=None, help="epochs for every problem (default: each problem's own)")
@@ -474,17 +464,9 @@ def _run_info(spec: Spec) -> dict:
 
 
 def _load_run_info(folder: Path, flag: str) -> dict:
-    path = folder / "run.json"
-    try:
-        with open(path) as handle:
-            info = json.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"{flag} {folder}: no run.json there; it is not a {NAME} output folder") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{flag} {folder}: cannot read run.json: {error}") from None
-    if not isinstance(info, dict) or info.get("experiment") != NAME or "spec" not in info:
-        found = info.get("experiment") if isinstance(info, dict) else None
-        raise UsageError(f"{flag} {folder}: run.json is not from {NAME} (experiment {found!r})")
+    info = read_run_info(folder, NAME, flag)
+    if "spec" not in info:
+        raise UsageError(f"{flag} {folder}: run.json holds no spec of the comparison; it is not a complete {NAME} run")
     return info
 
 
@@ -523,8 +505,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"re-plotted {args.replot}")
         return 0
 
-    import keras
-
     try:  # before anything runs on the backend: the strategy fixes the devices
         distributed = make_strategy(args.strategy, logical_cpus=args.logical_cpus)
     except (ValueError, RuntimeError) as error:
@@ -544,11 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--resume takes every setting from {args.resume}/run.json; drop {' '.join(given)}")
         out = args.resume
         info = _load_run_info(out, "--resume")
-        if info.get("backend") != keras.backend.backend():
-            raise UsageError(
-                f"--resume {out}: it was run on the {info.get('backend')} backend, this process uses "
-                f"{keras.backend.backend()}; set KERAS_BACKEND={info.get('backend')}"
-            )
+        check_same_backend(info, out)
         spec = check_spec(Spec.from_json(info["spec"]))
         prepare_output_dir(out)
     else:

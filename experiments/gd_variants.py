@@ -121,12 +121,28 @@ def run_variant(
 
 
 def run_all(
-    variants: Sequence[Variant], *, seed: int = 0, epochs: int | None = None, tensorboard_root: Path | None = None
+    variants: Sequence[Variant],
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    tensorboard_root: Path | None = None,
+    checkpoint_root: Path | None = None,
 ) -> pd.DataFrame:
+    """Every variant's rows. With ``checkpoint_root`` a finished run's rows are kept there, and a
+    run whose rows are already there is not trained again (each run takes seconds, so an
+    interrupted one starts over rather than resuming mid-run)."""
     frames = []
     for variant in tqdm(variants, desc="gd variants", unit="run"):
         folder = None if tensorboard_root is None else tensorboard_root / variant.dataset / variant.name
-        frames.append(run_variant(variant, seed=seed, epochs=epochs, tensorboard_dir=folder))
+        stored = None if checkpoint_root is None else checkpoint_root / variant.dataset / f"{variant.name}.csv"
+        if stored is not None and stored.is_file():
+            frames.append(pd.read_csv(stored))
+            continue
+        rows = run_variant(variant, seed=seed, epochs=epochs, tensorboard_dir=folder)
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            common.write_csv_atomic(stored, rows)
+        frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -209,11 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default: 0)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    args = parser.parse_args(argv)
+    common.add_resume_argument(parser)
+    args = common.parse_arguments(parser, argv, NAME)
     epochs = args.epochs or (30 if args.quick else None)
-    out = common.prepare_output_dir(args.out or common.default_output_dir(NAME))
+    out = common.open_output(args, NAME)
     tensorboard = None if args.no_tensorboard else out / "tensorboard"
-    history = run_all(VARIANTS, seed=args.seed, epochs=epochs, tensorboard_root=tensorboard)
+    history = run_all(
+        VARIANTS, seed=args.seed, epochs=epochs, tensorboard_root=tensorboard, checkpoint_root=common.checkpoint_dir(out)
+    )
     common.write_csv_atomic(out / "history.csv", history)
     table = parameters(history)
     common.write_csv_atomic(out / "parameters.csv", table)
@@ -221,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     common.write_text_atomic(out / "parameters.md", markdown_table(table))
     plot(history, table, out)
+    common.remove_checkpoints(out)
     print(markdown_table(table[["dataset", "variant", "w", "b", "true_w", "true_b", "least_squares_w", "least_squares_b"]]))
     print(f"wrote {out}")
     return 0

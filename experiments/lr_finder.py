@@ -23,7 +23,6 @@ Writes ``range_test.csv`` (problem, optimizer, step, learning_rate, loss, smooth
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +32,14 @@ import pandas as pd
 
 from experiments.common import (
     UsageError,
-    default_output_dir,
+    add_resume_argument,
+    checkpoint_dir,
     make_parser,
+    open_output,
+    parse_arguments,
     positive_float,
     positive_int,
-    prepare_output_dir,
+    remove_checkpoints,
     run_main,
     write_csv_atomic,
 )
@@ -240,6 +242,7 @@ def run_trainings(runs: Sequence[TrainingRun], output: Path, data: dict, jit_com
             batch_size=run.problem.steps_batch_size(problem_data),
             seed=run.seed,
             tensorboard_dir=output / "tensorboard" / run.problem.name / f"{run.optimizer}_{run.setting}",
+            checkpoint_dir=checkpoint_dir(output, run.problem.name, f"{run.optimizer}_{run.setting}"),
             jit_compile=jit_compile,
         )
         rows.insert(0, "problem", run.problem.name)
@@ -339,6 +342,7 @@ def build_parser():
         "--mnist-subset", type=positive_int, default=20000, help="MNIST training examples (default 20000; 60000 = all)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    add_resume_argument(parser)
     return parser
 
 
@@ -368,14 +372,17 @@ def declare(args) -> tuple[list[Problem], list[str], Sweep]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(build_parser(), argv, NAME)
     problems, optimizers, sweep = declare(args)
-    output = prepare_output_dir(args.out or default_output_dir(NAME))
+    output = open_output(args, NAME)
     data = {problem.name: problem.data() for problem in problems}
 
-    curves, suggestions = run_range_tests(problems, optimizers, sweep, args.seed, data)
-    write_csv_atomic(output / "range_test.csv", curves)
-    write_csv_atomic(output / "suggestions.csv", suggestions)
+    if (output / "suggestions.csv").is_file():  # resumed: train at the rates suggested before
+        curves, suggestions = pd.read_csv(output / "range_test.csv"), pd.read_csv(output / "suggestions.csv")
+    else:
+        curves, suggestions = run_range_tests(problems, optimizers, sweep, args.seed, data)
+        write_csv_atomic(output / "range_test.csv", curves)
+        write_csv_atomic(output / "suggestions.csv", suggestions)
     plot_range_tests(curves, suggestions, output / "range_test.png")
 
     runs = declare_trainings(problems, optimizers, suggestions, args.seed)
@@ -384,6 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(results)
     write_csv_atomic(output / "summary.csv", summary)
     plot_trainings(results, output / "training.png")
+    remove_checkpoints(output)
     with pd.option_context("display.width", 180, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"range tests, trainings, plots and TensorBoard logs in {output}")

@@ -203,8 +203,12 @@ def run_model_sweep(
     *,
     seed: int = 0,
     tensorboard_root: Path | None = None,
+    checkpoint_root: Path | None = None,
 ) -> pd.DataFrame:
-    """train_run for every (problem, optimizer, learning rate): its per-epoch rows, labelled."""
+    """train_run for every (problem, optimizer, learning rate): its per-epoch rows, labelled.
+
+    With ``checkpoint_root`` each run checkpoints under it (and resumes from there).
+    """
     from experiments.training import train_run
     from lab.registry import build_optimizer
 
@@ -216,9 +220,8 @@ def run_model_sweep(
             data_cache[problem.name] = _load_data(problem)
         data = data_cache[problem.name]
         model = _load_model(problem, seed)
-        tensorboard = None
-        if tensorboard_root is not None:
-            tensorboard = tensorboard_root / problem.name / f"{optimizer}_lr{learning_rate:g}"
+        run_folder = Path(problem.name, f"{optimizer}_lr{learning_rate:g}")
+        tensorboard = None if tensorboard_root is None else tensorboard_root / run_folder
         rows = train_run(
             model,
             build_optimizer(optimizer, learning_rate=learning_rate),
@@ -227,6 +230,7 @@ def run_model_sweep(
             batch_size=problem.batch_size or len(data.x_train),
             seed=seed,
             tensorboard_dir=tensorboard,
+            checkpoint_dir=None if checkpoint_root is None else checkpoint_root / run_folder,
         )
         rows.insert(0, "set_learning_rate", learning_rate)  # train_run's learning_rate: the rate used
         rows.insert(0, "optimizer", optimizer)
@@ -357,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="model and data-order seed (default: 0)")
     parser.add_argument("--skip-sweep", action="store_true", help="only the surfaces part")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    args = parser.parse_args(argv)
+    common.add_resume_argument(parser)
+    args = common.parse_arguments(parser, argv, NAME)
     from lab.registry import OPTIMIZERS
 
     table = QUICK_PROBLEMS if args.quick else PROBLEMS
@@ -366,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["sgd", "adam"] if args.quick else list(SWEEP_OPTIMIZERS)
     )
     learning_rates = _rates(args.learning_rates) or list(QUICK_LEARNING_RATES if args.quick else LEARNING_RATES)
-    out = common.prepare_output_dir(args.out or common.default_output_dir(NAME))
+    out = common.open_output(args, NAME)
 
     rows = pd.concat([run_surface_sweep(sweep) for sweep in SURFACE_SWEEPS.values()], ignore_index=True)
     common.write_csv_atomic(out / "surface_trajectories.csv", rows)
@@ -386,6 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             learning_rates,
             seed=args.seed,
             tensorboard_root=None if args.no_tensorboard else out / "tensorboard",
+            checkpoint_root=common.checkpoint_dir(out),
         )
         common.write_csv_atomic(out / "sweep.csv", sweep)
         finals = final_losses(sweep, {p.name: p.classes for p in problems}, args.train_fraction)
@@ -396,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         common.write_text_atomic(out / "trainable_ranges.md", markdown_table(ranges))
         plot_model_sweep(finals, out / "lr_sweep.png")
+        common.remove_checkpoints(out)
         print(markdown_table(ranges))
     print(f"wrote {out}")
     return 0

@@ -12,8 +12,8 @@ Per run (problem, optimizer, seed):
     cumulative seconds at that epoch, the wall time (seconds of the last row), and whether it
     diverged (status of the last row) and at which epoch.
 Per problem x optimizer: the mean and the sample standard deviation (ddof=1) of those over the
-seeds; epochs and seconds to the target are averaged over the seeds that reached it, and
-``reached`` counts them.
+seeds (undefined, "n/a", when a seed's value is NaN, as a diverged run's loss is); epochs and
+seconds to the target are averaged over the seeds that reached it, and ``reached`` counts them.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def summarize(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFra
     for (problem, optimizer), group in runs.groupby(KEYS, sort=False):
         row = {"problem": problem, "optimizer": optimizer, "seeds": len(group), "target": group["target"].iloc[0]}
         for column in ["final_val_accuracy", "best_val_accuracy", "final_loss", "wall_seconds"]:
-            row[f"{column}_mean"] = group[column].mean()
+            # a diverged seed's NaN loss makes the mean undefined ("n/a"), not the mean of the rest
+            row[f"{column}_mean"] = group[column].mean(skipna=False)
             row[f"{column}_std"] = group[column].std(ddof=1) if len(group) > 1 else np.nan
         reached = group["epochs_to_target"].notna()
         row["reached"] = int(reached.sum())
@@ -120,7 +121,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
                 "final val acc %": _mean_std(s["final_val_accuracy_mean"], s["final_val_accuracy_std"], 100),
                 "best val acc %": _mean_std(s["best_val_accuracy_mean"], s["best_val_accuracy_std"], 100),
                 "final loss": _mean_std(s["final_loss_mean"], s["final_loss_std"], 1, 4),
-                f"epochs to target": epochs,
+                "epochs to target": epochs,
                 "seconds to target": seconds,
                 "target %": f"{s['target'] * 100:g}",
                 "wall s": _mean_std(s["wall_seconds_mean"], s["wall_seconds_std"], 1, 1),

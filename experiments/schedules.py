@@ -30,11 +30,14 @@ import pandas as pd
 
 from experiments.common import (
     UsageError,
-    default_output_dir,
+    add_resume_argument,
+    checkpoint_dir,
     make_parser,
+    open_output,
+    parse_arguments,
     positive_float,
     positive_int,
-    prepare_output_dir,
+    remove_checkpoints,
     run_main,
     write_csv_atomic,
     write_json_atomic,
@@ -264,7 +267,9 @@ def run_training(runs: Sequence[TrainingRun], output: Path) -> pd.DataFrame:
     progress = tqdm(runs, desc="training", unit="run")
     for run in progress:
         progress.set_postfix_str(f"{run.problem.name} / {run.schedule}")
-        data = cache.setdefault(run.problem, run.problem.data())
+        if run.problem not in cache:
+            cache[run.problem] = run.problem.data()
+        data = cache[run.problem]
         steps_per_epoch = math.ceil(len(data.x_train) / run.problem.batch_size)
         schedule = training_schedule(run.schedule, run.peak_learning_rate, run.problem.epochs, steps_per_epoch)
         rows = train_run(
@@ -275,6 +280,7 @@ def run_training(runs: Sequence[TrainingRun], output: Path) -> pd.DataFrame:
             batch_size=run.problem.batch_size,
             seed=run.seed,
             tensorboard_dir=output / "tensorboard" / run.problem.name / run.schedule,
+            checkpoint_dir=checkpoint_dir(output, run.problem.name, run.schedule),
             jit_compile=run.jit_compile,
         )
         rows.insert(0, "problem", run.problem.name)
@@ -362,6 +368,7 @@ def build_parser():
         "--mnist-subset", type=positive_int, default=20000, help="MNIST training examples used (default 20000; 60000 = all)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    add_resume_argument(parser)
     return parser
 
 
@@ -387,9 +394,9 @@ def declare_training(args) -> list[TrainingRun]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    output = prepare_output_dir(args.out or default_output_dir(NAME))
+    args = parse_arguments(build_parser(), argv, NAME)
     runs = [] if args.curves_only else declare_training(args)
+    output = open_output(args, NAME)
 
     curves, configs = curve_table(CURVE_EPOCHS)
     write_csv_atomic(output / "schedules.csv", curves)
@@ -404,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise_training(results)
     write_csv_atomic(output / "summary.csv", summary)
     plot_training(results, output / "training.png")
+    remove_checkpoints(output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"results, plots and TensorBoard logs in {output}")

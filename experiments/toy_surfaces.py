@@ -230,11 +230,12 @@ def plot_surface(trajectories: pd.DataFrame, label: str, path: Path, runs: dict[
         left.set_ylabel("f(x)")
         for minimum in surface.minima:
             left.plot(minimum[0], surface.values(np.asarray(minimum))[0], "r*", markersize=15, zorder=5)
-            right.axhline(minimum[0], color="0.5", linestyle=":", linewidth=1)
         left.plot(run.start[0], surface.values(np.asarray(run.start))[0], "ko", markersize=8, zorder=5)
     left.set_xlim(x_low, x_high)
     left.set_xlabel("x")
     minimum_value = surface.minimum_value
+    # the losses are float32: gaps below its resolution at f* are rounding noise, drawn at the floor
+    gap_floor = max(1e-16, float(np.finfo(np.float32).eps) * abs(minimum_value))
     for index, (optimizer, group) in enumerate(rows.groupby("optimizer", sort=False)):
         group = group.sort_values("step")
         colour = colours(index % 10)
@@ -244,23 +245,16 @@ def plot_surface(trajectories: pd.DataFrame, label: str, path: Path, runs: dict[
         style = LINE_STYLES[index % len(LINE_STYLES)]
         left.plot(group["x"], vertical, marker=".", linestyle=style, color=colour, markersize=3, linewidth=1.3,
                   alpha=0.8, label=name)
-        if surface.dimension == 2:
-            gap = np.clip(group["loss"].to_numpy() - minimum_value, 1e-16, None)
-            right.semilogy(group["step"], gap, linestyle=style, color=colour, linewidth=1.5, label=name)
-        else:
-            right.plot(group["step"], group["x"], linestyle=style, color=colour, linewidth=1.5, label=name)
+        gap = np.clip(group["loss"].to_numpy() - minimum_value, gap_floor, None)
+        right.semilogy(group["step"], gap, linestyle=style, color=colour, linewidth=1.5, label=name)
     start = ", ".join(f"{c:g}" for c in run.start)
     left.set_title(f"{surface.formula} from ({start})")
     left.legend(fontsize=8, loc="best")
     left.grid(True, alpha=0.3)
     right.set_xlabel("step")
-    if surface.dimension == 2:
-        right.set_ylabel("f − f*  (log)")
-        right.set_title("loss gap to the global minimum")
-    else:
-        right.set_ylim(*surface.box[0])
-        right.set_ylabel("x")
-        right.set_title("position per step (dotted: the minima)")
+    right.set_ylabel("f − f*  (log)")
+    # in 1-D a run caught in a local minimum levels off at that minimum's gap instead of falling
+    right.set_title("loss gap to the global minimum")
     right.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -26,7 +26,8 @@ with ``optimizer``, trains it with ``model.fit`` and returns one tidy row per ep
   model and optimiser) continues after the last finished epoch and gives the rows an
   uninterrupted run gives. ``BackupAndRestore`` itself is not used because it rewrites its only
   checkpoint in place and keeps no rows. A finished run is marked ``finished`` in ``state.json``;
-  calling again returns its rows without training. Delete the folder when the rows are stored.
+  calling again returns its rows without training and leaves ``model`` compiled with its final
+  weights and optimiser state. Delete the folder when the rows are stored.
   Stateful callbacks passed in ``callbacks`` (plateau counters, early stopping) are not part of the
   checkpoint.
 - **Speed.** Data stay in memory; ``steps_per_execution`` (default 32) runs several steps per call
@@ -313,8 +314,6 @@ def train_run(
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     state = load_checkpoint_state(folder) if folder is not None else None
     rows: list[dict] = list(state["rows"]) if state else []
-    if state and (state.get("finished") or len(rows) >= epochs):
-        return _frame(rows)
 
     keras.utils.set_random_seed(int(seed))
     x_train, y_train = np.asarray(data.x_train), np.asarray(data.y_train)
@@ -326,10 +325,12 @@ def train_run(
         jit_compile=jit_compile,
     )
     initial_epoch = 0
-    if state:
+    if state and state.get("weights"):
         optimizer.build(model.trainable_variables)
         model.load_weights(folder / state["weights"])
         initial_epoch = len(rows)
+    if state and (state.get("finished") or len(rows) >= epochs):
+        return _frame(rows)  # a finished run: its rows, and the model as it ended
 
     order = _EpochOrder(len(x_train), int(seed), initial_epoch)
     if keras.backend.backend() == "tensorflow":

@@ -35,11 +35,14 @@ import pandas as pd
 
 from experiments.common import (
     UsageError,
-    default_output_dir,
+    add_resume_argument,
+    checkpoint_dir,
     make_parser,
+    open_output,
+    parse_arguments,
     positive_float,
     positive_int,
-    prepare_output_dir,
+    remove_checkpoints,
     run_main,
     write_csv_atomic,
 )
@@ -145,6 +148,7 @@ def run_all(runs: Sequence[Run], output: Path, *, epochs: int, jit_compile: bool
             seed=run.seed,
             metrics=("accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")),
             tensorboard_dir=output / "tensorboard" / f"{run.method}_wd{run.weight_decay:g}",
+            checkpoint_dir=checkpoint_dir(output, f"{run.method}_wd{run.weight_decay:g}"),
             jit_compile=jit_compile,
         )
         rows = rows.rename(columns={"loss": "objective", "val_loss": "val_objective"})
@@ -236,17 +240,18 @@ def build_parser():
     parser.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE, help="Adam's rate (default 0.01)")
     parser.add_argument("--epochs", type=positive_int, default=None, help=f"full-batch epochs (default {EPOCHS}; --quick 10)")
     parser.add_argument("--seed", type=int, default=0)
+    add_resume_argument(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(build_parser(), argv, NAME)
     bad = [wd for wd in args.weight_decays if not (np.isfinite(wd) and wd >= 0)]
     if bad:
         raise UsageError(f"--weight-decays must be finite numbers >= 0, got {bad}")
     weight_decays = sorted(set(args.weight_decays))
     epochs = args.epochs or (10 if args.quick else EPOCHS)
-    output = prepare_output_dir(args.out or default_output_dir(NAME))
+    output = open_output(args, NAME)
 
     runs = declare_runs(weight_decays, args.learning_rate, args.seed)
     results, norms = run_all(runs, output, epochs=epochs, jit_compile=False if args.quick else "auto")
@@ -254,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv_atomic(output / "results.csv", results)
     write_csv_atomic(output / "summary.csv", summary)
     plot(results, summary, output / "weight_decay.png")
+    remove_checkpoints(output)
     with pd.option_context("display.width", 180, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"results, plot and TensorBoard logs in {output}")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lab import datasets
-from lab.datasets import MNIST_MD5, MnistChecksumError, MnistNotFoundError, idx_bytes, load_mnist
+from lab.datasets import MNIST_MD5, MnistChecksumError, idx_bytes, load_mnist
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """lab.surfaces and lab.trajectory: values, minima and divergence detection."""
 
-import keras
 import numpy as np
 import pytest
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lab.schedules as schedules
+from lab import models
 from callbacks import TrainingDiagnostics
 from lab.optimizers import SGD, Adam
 from tests.callbacks.helpers import (
@@ -94,3 +95,14 @@ def test_without_probe_data_and_config(tmp_path):
     assert clone.get_config() == diagnostics.get_config()
     with pytest.raises(ValueError, match="every_n_steps"):
         TrainingDiagnostics(tmp_path, every_n_steps=0)
+
+
+def test_several_steps_per_execution_is_refused(tmp_path):
+    """Keras calls back once per execution: per-step scalars would silently span several steps."""
+    data = moons()
+    model = models.moons_net(seed=0)
+    model.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy", steps_per_execution=4)
+    with pytest.raises(ValueError, match="steps_per_execution=1"):
+        model.fit(
+            data.x_train, data.y_train, batch_size=32, epochs=1, verbose=0, callbacks=[TrainingDiagnostics(tmp_path)]
+        )

@@ -253,6 +253,8 @@ def test_help_documents_every_flag_with_defaults(capsys):
                  "--no-tensorboard", "--quick", "--replot", "--resume"]:  # fmt: skip
         assert flag in text
     assert "sgd momentum rmsprop adam" in text and "default: 3" in text
+    # every registry name is listed (argparse may wrap the list between words)
+    assert "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, nadam, lion" in " ".join(text.split())
 
 
 def test_spec_applies_per_problem_defaults():
@@ -305,12 +307,14 @@ def test_summary_arithmetic_on_a_hand_made_csv(tmp_path):
     assert sgd["reached"] == 0 and np.isnan(sgd["epochs_to_target_mean"])
     assert sgd["diverged"] == 1 and sgd["diverged_epochs"] == "2"
     assert sgd["best_val_accuracy_mean"] == pytest.approx((0.50 + 0.64) / 2)
+    assert np.isnan(sgd["final_loss_mean"])  # seed 0's loss is NaN: no mean over the other seed alone
 
     table = results.summary_table(summary.reset_index()).set_index("optimizer")
     assert table.loc["adam", "final val acc %"] == "95.50 ± 2.12"
     assert table.loc["adam", "epochs to target"] == "2.5"
     assert table.loc["sgd", "epochs to target"] == results.NOT_REACHED
     assert table.loc["sgd", "status"] == "diverged 1/2 (epoch 2)"
+    assert table.loc["sgd", "final loss"] == "n/a"
     one_seed = results.summarize(pd.read_csv(csv).query("seed == 0"), {"moons": 0.95})
     assert results.summary_table(one_seed)["final val acc %"].tolist() == ["94.00", "50.00"]
     partly = results.summarize(pd.read_csv(csv), {"moons": 0.965})

@@ -21,6 +21,7 @@ def test_quick_moons_range_tests_and_trainings(tmp_path):
         "summary.csv",
         "training.png",
         "tensorboard",
+        "run.json",  # what --resume reads; the checkpoints are gone once the results are written
     }
 
     curves = pd.read_csv(out / "range_test.csv")

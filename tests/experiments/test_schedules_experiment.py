@@ -68,6 +68,7 @@ def test_curves_csv_matches_the_notebooks_and_the_references(tmp_path):
         "schedules.csv",
         "schedules.json",
         "schedules.png",
+        "run.json",
     }
     frame = pd.read_csv(tmp_path / "schedules.csv")
     assert list(frame.columns) == ["schedule", "panel", "epoch", "learning_rate"]

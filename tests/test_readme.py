@@ -1,0 +1,29 @@
+"""The README's example of using the lab in one's own Keras project runs as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _section_code(heading: str) -> str:
+    text = README.read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, f"no python block under '## {heading}'"
+    return blocks[0]
+
+
+@pytest.mark.backend_agnostic
+def test_the_own_project_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_section_code("Use it in your own Keras project"), str(README), "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    suggested = float(re.search(r"suggested learning rate: (\S+)", printed).group(1))
+    assert 1e-4 < suggested < 10.0
+    name, iterations = re.search(r"^(\w+) (\d+)$", printed, flags=re.M).groups()
+    assert name == "Adam" and int(iterations) > 0
+    assert (tmp_path / "lr_finder.png").stat().st_size > 0
+    assert list((tmp_path / "logs" / "demo" / "train").glob("events.out.tfevents.*"))
