@@ -366,6 +366,8 @@ def find_lr(
     """
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         raise ValueError("find_lr needs a compiled model (model.compile(optimizer, loss)).")
+    if "epochs" in fit_kwargs:
+        raise ValueError("find_lr runs as many epochs as the sweep needs: set `num_steps`, not `epochs`.")
     finder = LRFinder(
         start_lr=start_lr,
         end_lr=end_lr,

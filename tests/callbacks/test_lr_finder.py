@@ -202,3 +202,7 @@ def test_argument_checks_and_config():
     uncompiled = models.moons_net(0)
     with pytest.raises(ValueError, match="compiled"):
         find_lr(uncompiled, np.zeros((4, 2)), np.zeros(4))
+    compiled = models.moons_net(0)
+    compiled.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="`num_steps`, not `epochs`"):
+        find_lr(compiled, np.zeros((4, 2)), np.zeros(4), epochs=3)
