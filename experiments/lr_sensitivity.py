@@ -298,16 +298,18 @@ def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
     figure, axes = plt.subplots(1, len(problems), figsize=(6.5 * len(problems), 5), squeeze=False)
     for axis, problem in zip(axes[0], problems):
         rows = finals[finals["problem"] == problem]
-        finite = rows["final_loss"].replace([np.inf, -np.inf], np.nan).dropna()
-        ceiling = float(finite.max()) * 2 if len(finite) else 10.0
-        for optimizer, group in rows.groupby("optimizer", sort=False):
+        # crosses go just above the highest loss drawn (a diverged run's own loss would stretch the
+        # axis by decades), one row per optimiser so that crosses at one rate do not hide each other
+        drawn = rows.loc[~rows["diverged"], "final_loss"].replace([np.inf, -np.inf], np.nan).dropna()
+        ceiling = float(drawn.max()) * 2 if len(drawn) else 10.0
+        for index, (optimizer, group) in enumerate(rows.groupby("optimizer", sort=False)):
             group = group.sort_values("learning_rate")
             shown = group["final_loss"].where(~group["diverged"])
             (line,) = axis.loglog(group["learning_rate"], shown, "o-", label=optimizer)
             bad = group[group["diverged"]]
             if len(bad):
-                axis.plot(bad["learning_rate"], [ceiling] * len(bad), "x", color=line.get_color(), markersize=12,
-                          markeredgewidth=2.5)
+                axis.plot(bad["learning_rate"], [ceiling * 1.5**index] * len(bad), "x", color=line.get_color(),
+                          markersize=12, markeredgewidth=2.5)
         axis.axhline(rows["threshold"].iloc[0], color="0.4", linestyle="--", label="trains below")
         axis.set_xlabel("learning rate (log)")
         axis.set_ylabel("final training loss (log)")
