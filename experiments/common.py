@@ -196,15 +196,20 @@ def remove_checkpoints(out: Path) -> None:
     shutil.rmtree(Path(out) / CHECKPOINTS, ignore_errors=True)
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w", *, sync: bool = True) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half file.
+
+    The rename is what a killed process cannot interrupt; ``sync`` also flushes the data to disk
+    before it, so that the file survives a crash of the machine too.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -215,8 +220,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     _atomic_write(path, lambda handle: handle.write(text))
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda handle: json.dump(data, handle, indent=2, sort_keys=True, default=str))
+def write_json_atomic(path: Path, data: Any, *, sync: bool = True) -> None:
+    _atomic_write(path, lambda handle: json.dump(data, handle, indent=2, sort_keys=True, default=str), sync=sync)
 
 
 def write_csv_atomic(path: Path, frame) -> None:

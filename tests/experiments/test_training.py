@@ -68,7 +68,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_rows(mnist_small, tmp_path
     # the crash came before epoch 2's checkpoint: one consistent epoch is saved
     state = load_checkpoint_state(folder)
     assert state["epoch"] == 1 and not state["finished"]
-    assert sorted(p.name for p in folder.glob("*.weights.h5")) == ["epoch-0001.weights.h5"]
+    assert sorted(p.name for p in folder.glob("*.weights.npz")) == ["epoch-0001.weights.npz"]
     resumed = run(checkpoint_dir=folder)
     pd.testing.assert_frame_equal(uninterrupted[NUMBERS], resumed[NUMBERS], check_exact=True)
     assert load_checkpoint_state(folder)["finished"]
