@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 
 from experiments import compare_optimizers, results
 from experiments.common import run_main
+from tests.experiments.processes import sigkill_when_written
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = ["seconds"]
@@ -153,12 +152,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(reference_run, 
     process = subprocess.Popen(_command(*SMALL, "--out", out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until the last run (momentum) has checkpointed an epoch: the first two are finished
     state = out / "checkpoints" / "moons" / "momentum" / "seed0" / "state.json"
-    deadline = time.monotonic() + 300
-    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    sigkill_when_written(process, state)
     killed_at = json.loads(state.read_text())["epoch"]
     assert 1 <= killed_at < 20
     partial = pd.read_csv(out / "results.csv")

@@ -3,10 +3,8 @@ results, and every misuse is an "error: ..." with exit code 2."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +12,7 @@ import pytest
 
 from experiments import gd_variants, lr_finder, lr_sensitivity, schedules, weight_decay
 from experiments.common import RUN_FILE, run_main
+from tests.experiments.processes import sigkill_when_written
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_EXPERIMENTS = {
@@ -98,12 +97,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     )
     # runs go coupled_l2 wd 0, 0.01, then decoupled wd 0, 0.01: kill once the third has an epoch
     state = out / "checkpoints" / "decoupled_wd0" / "state.json"
-    deadline = time.monotonic() + 300
-    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    sigkill_when_written(process, state)
     killed = json.loads(state.read_text())
     assert 1 <= killed["epoch"] < 30 and not killed["finished"]
     assert not (out / "results.csv").exists()
