@@ -14,7 +14,6 @@ train function must be traced again (:func:`retrace_train_function`).
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 from keras.optimizers.schedules import LearningRateSchedule

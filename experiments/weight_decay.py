@@ -67,6 +67,11 @@ class Run:
     def label(self) -> str:
         return f"{self.method} wd={self.weight_decay:g}"
 
+    @property
+    def folder(self) -> str:
+        """The run's folder under tensorboard/ and checkpoints/."""
+        return f"{self.method}_wd{self.weight_decay:g}"
+
 
 def declare_runs(weight_decays: Sequence[float], learning_rate: float, seed: int) -> list[Run]:
     return [Run(method, float(wd), learning_rate, seed) for method in METHODS for wd in weight_decays]
@@ -147,8 +152,8 @@ def run_all(runs: Sequence[Run], output: Path, *, epochs: int, jit_compile: bool
             batch_size=len(data.x_train),  # full batch, as notebook 004
             seed=run.seed,
             metrics=("accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")),
-            tensorboard_dir=output / "tensorboard" / f"{run.method}_wd{run.weight_decay:g}",
-            checkpoint_dir=checkpoint_dir(output, f"{run.method}_wd{run.weight_decay:g}"),
+            tensorboard_dir=output / "tensorboard" / run.folder,
+            checkpoint_dir=checkpoint_dir(output, run.folder),
             jit_compile=jit_compile,
         )
         rows = rows.rename(columns={"loss": "objective", "val_loss": "val_objective"})
