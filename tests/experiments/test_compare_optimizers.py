@@ -147,6 +147,16 @@ def test_the_same_seeds_give_the_same_numbers(reference_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_runs_in_two_processes_give_the_same_files(reference_run, tmp_path):
+    done = _run(*SMALL, "--out", tmp_path / "parallel", "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(tmp_path / "parallel" / "results.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(reference_run / "boundaries.csv"), pd.read_csv(tmp_path / "parallel" / "boundaries.csv")
+    )
+
+
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(reference_run, tmp_path):
     out = tmp_path / "killed"
     process = subprocess.Popen(_command(*SMALL, "--out", out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -200,6 +210,8 @@ def test_corrupt_mnist_names_the_file(tmp_path):
         (["--batch-size", "-3"], "--batch-size: expected a positive integer"),
         (["--seeds", "0"], "--seeds: expected a positive integer"),
         (["--target-accuracy", "1.5"], "--target-accuracy must be in (0, 1]"),
+        (["--jobs", "0"], "--jobs: expected a positive integer"),
+        (["--jobs", "2", "--strategy", "mirrored"], "--jobs and --strategy cannot be combined"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys, tmp_path):
