@@ -7,7 +7,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from callbacks.learning_rate import model_optimizers
+from callbacks.learning_rate import learning_rate_schedule, model_optimizers, retrace_train_function
+from lab.schedules import Scaled
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -25,8 +26,9 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
     - ``restore_best_weights=True`` restores the weights of the best epoch at the end of training
       whether training stopped early or ran to its last epoch;
     - ``restore_optimizer_state=True`` (needs ``restore_best_weights``) also restores every
-      optimizer variable -- moments, iteration count, a float learning rate -- as it was at the end
-      of the best epoch, so training can resume exactly from there. The snapshot is held in memory
+      optimizer variable -- moments, iteration count, a float learning rate -- and the factor of a
+      ``lab.schedules.Scaled`` learning rate (what ``ReduceLROnPlateau`` lowers on a schedule) as
+      they were at the end of the best epoch, so training can resume exactly from there. The snapshot is held in memory
       (NumPy copies), nothing is written to disk;
     - ``best_epoch`` (0-based), ``best`` (the monitored value there) and ``stopped_epoch``
       (0-based, 0 when training did not stop early) are exposed after training.
@@ -79,6 +81,7 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
         self.best_optimizer_state = None
+        self.best_scales: list[tuple[Scaled, float]] = []
 
     def _snapshot(self, epoch: int) -> None:
         self.best_epoch = epoch
@@ -89,6 +92,15 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
                 [np.array(keras.ops.convert_to_numpy(v.value)) for v in optimizer.variables]
                 for optimizer in model_optimizers(self.model)
             ]
+            self.best_scales = [
+                (scaled, float(keras.ops.convert_to_numpy(scaled.scale.value))) for scaled in self._scaled_schedules()
+            ]
+
+    def _scaled_schedules(self) -> list[Scaled]:
+        """The ``Scaled`` learning rates of the model's optimizers: a plateau callback's factor
+        lives there, outside the optimizer's variables, and belongs to its state all the same."""
+        schedules = [learning_rate_schedule(optimizer) for optimizer in model_optimizers(self.model)]
+        return [schedule for schedule in schedules if isinstance(schedule, Scaled)]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         # Keras's logic, with the snapshot taken in one place (weights and optimizer together).
@@ -124,6 +136,12 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             for optimizer, values in zip(model_optimizers(self.model), self.best_optimizer_state):
                 for variable, value in zip(optimizer.variables, values):
                     variable.assign(value)
+            changed = [(scaled, scale) for scaled, scale in self.best_scales
+                       if float(keras.ops.convert_to_numpy(scaled.scale.value)) != scale]
+            for scaled, scale in changed:
+                scaled.scale.assign(scale)
+            if changed:
+                retrace_train_function(self.model)  # JAX bakes the factor into the traced step
 
     def get_config(self) -> dict[str, Any]:
         return {

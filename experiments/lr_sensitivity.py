@@ -262,22 +262,36 @@ def final_losses(sweep: pd.DataFrame, classes: dict[str, int], train_fraction: f
     return pd.DataFrame(rows)
 
 
+def _widest_band(rates: Sequence[float], trains: Sequence[bool]) -> tuple[float, float]:
+    """The lowest and highest rate of the widest run of consecutive grid rates that all train
+    (``nan``s when none trains): a rate that fails between two that train splits the range."""
+    best, start = (math.nan, math.nan), None
+    for index, (rate, ok) in enumerate(zip(rates, trains)):
+        if ok and start is None:
+            start = rates[index]
+        if ok and (math.isnan(best[0]) or math.log10(rate / start) > math.log10(best[1] / best[0])):
+            best = (start, rate)
+        if not ok:
+            start = None
+    return best
+
+
 def trainable_ranges(finals: pd.DataFrame) -> pd.DataFrame:
-    """Per (problem, optimizer): the lowest and highest rate that trains and the width in decades."""
+    """Per (problem, optimizer): the widest band of consecutive grid rates that train, its ends
+    and its width in decades (``nan`` when no rate trains, 0 for a single rate)."""
     rows = []
     for (problem, optimizer), group in finals.groupby(["problem", "optimizer"], sort=False):
-        good = group[group["trains"]].sort_values("learning_rate")
-        low = float(good["learning_rate"].min()) if len(good) else math.nan
-        high = float(good["learning_rate"].max()) if len(good) else math.nan
+        group = group.sort_values("learning_rate")
+        low, high = _widest_band(group["learning_rate"].astype(float).tolist(), group["trains"].astype(bool).tolist())
         rows.append(
             {
                 "problem": problem,
                 "optimizer": optimizer,
                 "rates_tried": len(group),
-                "rates_that_train": len(good),
+                "rates_that_train": int(group["trains"].sum()),
                 "lowest": low,
                 "highest": high,
-                "width_decades": math.log10(high / low) if len(good) else 0.0,
+                "width_decades": math.log10(high / low),
                 "best_learning_rate": float(group.loc[group["final_loss"].fillna(np.inf).idxmin(), "learning_rate"]),
                 "diverged_from": float(group[group["diverged"]]["learning_rate"].min())
                 if group["diverged"].any()

@@ -96,3 +96,24 @@ def test_arguments_and_config():
     assert EarlyStopping.from_config(callback.get_config()).get_config() == callback.get_config()
     with pytest.raises(ValueError, match="restore_best_weights"):
         EarlyStopping(restore_optimizer_state=True)
+
+
+def test_restoring_the_optimizer_also_restores_a_plateau_factor():
+    """The plateau callback's factor on a schedule (Scaled.scale) is part of the optimizer's state."""
+    from callbacks import ReduceLROnPlateau
+    from lab.schedules import ExponentialDecay, Scaled
+
+    # "max" on a falling loss: epoch 0 is the best for both callbacks; the plateau halves the
+    # factor at every later epoch, and early stopping must put it back to epoch 0's 1.0
+    plateau = ReduceLROnPlateau(monitor="loss", mode="max", patience=0, factor=0.5)
+    callback = EarlyStopping(monitor="loss", mode="max", patience=10, restore_best_weights=True,
+                             restore_optimizer_state=True)
+    keras.utils.set_random_seed(0)
+    data = moons(256)
+    model = moons_model(Adam(learning_rate=ExponentialDecay(0.02, decay_steps=8, decay_rate=0.9)))
+    model.fit(data.x_train, data.y_train, epochs=4, batch_size=64, callbacks=[plateau, callback], verbose=0)
+    scaled = model.optimizer._learning_rate
+    assert isinstance(scaled, Scaled)
+    assert [change.new / change.old for change in plateau.changes] == pytest.approx([0.5] * 3)
+    assert float(keras.ops.convert_to_numpy(scaled.scale.value)) == 1.0
+    assert int(model.optimizer.iterations.numpy()) == 4

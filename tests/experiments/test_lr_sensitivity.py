@@ -56,6 +56,16 @@ def test_trainable_ranges_width_in_decades():
     assert row["width_decades"] == pytest.approx(2.0)
     assert row["best_learning_rate"] == 1e-2 and row["diverged_from"] == 1.0
 
+    # a rate that fails between rates that train splits the range: the widest band counts
+    gapped = finals.assign(trains=[True, False, True, True, False])
+    (row,) = lr_sensitivity.trainable_ranges(gapped).to_dict("records")
+    assert (row["lowest"], row["highest"], row["rates_that_train"]) == (1e-2, 1e-1, 3)
+    assert row["width_decades"] == pytest.approx(1.0)
+    single = finals.assign(trains=[False, False, True, False, False])
+    assert lr_sensitivity.trainable_ranges(single)["width_decades"].iloc[0] == 0.0
+    none = finals.assign(trains=[False] * 5)
+    assert np.isnan(lr_sensitivity.trainable_ranges(none)["width_decades"].iloc[0])
+
 
 @pytest.mark.slow
 def test_quick_run_in_process(tmp_path):

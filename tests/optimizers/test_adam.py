@@ -25,9 +25,11 @@ def test_adam_matches_reference(placement, amsgrad):
 
 @pytest.mark.parametrize("placement", ["keras", "paper"])
 def test_adamw_matches_reference(placement):
-    optimizer = AdamW(0.05, weight_decay=0.1, epsilon=1e-3, epsilon_placement=placement)
-    expected = reference.Adam(epsilon=1e-3, epsilon_placement=placement, weight_decay=0.1)
-    harness.assert_matches_reference(optimizer, expected, harness.constant_learning_rates(0.05))
+    # under a schedule the decoupled decay lr_t·λ·θ follows the rate too
+    for lr, lrs in harness.learning_rate_cases(0.05, 0.1):
+        optimizer = AdamW(lr, weight_decay=0.1, epsilon=1e-3, epsilon_placement=placement)
+        expected = reference.Adam(epsilon=1e-3, epsilon_placement=placement, weight_decay=0.1)
+        harness.assert_matches_reference(optimizer, expected, lrs)
 
 
 def test_placements_differ_by_the_documented_epsilon():

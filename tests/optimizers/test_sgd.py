@@ -23,7 +23,8 @@ def test_matches_reference(style, nesterov):
 
 
 def test_plain_gradient_descent_matches_reference():
-    harness.assert_matches_reference(SGD(0.05), reference.SGD(0.0), harness.constant_learning_rates(0.05))
+    for lr, lrs in harness.learning_rate_cases(0.05, 0.1):
+        harness.assert_matches_reference(SGD(lr), reference.SGD(0.0), lrs)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
