@@ -28,8 +28,8 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
     - ``restore_optimizer_state=True`` (needs ``restore_best_weights``) also restores every
       optimizer variable -- moments, iteration count, a float learning rate -- and the factor of a
       ``lab.schedules.Scaled`` learning rate (what ``ReduceLROnPlateau`` lowers on a schedule) as
-      they were at the end of the best epoch, so training can resume exactly from there. The snapshot is held in memory
-      (NumPy copies), nothing is written to disk;
+      they were at the end of the best epoch, so training can resume exactly from there. The
+      snapshot is held in memory (NumPy copies), nothing is written to disk;
     - ``best_epoch`` (0-based), ``best`` (the monitored value there) and ``stopped_epoch``
       (0-based, 0 when training did not stop early) are exposed after training.
 

@@ -101,6 +101,11 @@ class Run:
     batch_size: int | None
 
     @property
+    def key(self) -> tuple[str, str, int]:
+        """What identifies the run in results.csv: problem, optimizer, seed."""
+        return (self.problem, self.optimizer, self.seed)
+
+    @property
     def folder(self) -> Path:
         """``<problem>/<optimizer>/seed<k>``: the same under tensorboard/ and checkpoints/."""
         return Path(self.problem) / _safe(self.optimizer) / f"seed{self.seed}"
@@ -320,7 +325,7 @@ class _Store:
     def __init__(self, out: Path, runs: Sequence[Run]) -> None:
         self.out = out
         self.results_path, self.boundaries_path = out / "results.csv", out / "boundaries.csv"
-        self.order = {(run.problem, run.optimizer, run.seed): index for index, run in enumerate(runs)}
+        self.order = {run.key: index for index, run in enumerate(runs)}
         self.results = (
             pd.read_csv(self.results_path)
             if self.results_path.is_file()
@@ -355,10 +360,12 @@ def run_all(spec: Spec, out: Path, progress: bool = True, distributed=None, jobs
     runs = spec.runs()
     store = _Store(out, runs)
     done = store.done()
-    for run in runs:
-        if (run.problem, run.optimizer, run.seed) in done:
+    pending = []
+    for index, run in enumerate(runs, start=1):
+        if run.key in done:  # finished before an interruption: a leftover checkpoint is stale
             shutil.rmtree(out / "checkpoints" / run.folder, ignore_errors=True)
-    pending = [(index, run) for index, run in enumerate(runs, start=1) if (run.problem, run.optimizer, run.seed) not in done]
+        else:
+            pending.append((index, run))
     if jobs > 1 and pending:
         _run_in_processes(pending, spec, out, store, jobs, progress)
     else:

@@ -266,13 +266,13 @@ def _widest_band(rates: Sequence[float], trains: Sequence[bool]) -> tuple[float,
     """The lowest and highest rate of the widest run of consecutive grid rates that all train
     (``nan``s when none trains): a rate that fails between two that train splits the range."""
     best, start = (math.nan, math.nan), None
-    for index, (rate, ok) in enumerate(zip(rates, trains)):
-        if ok and start is None:
-            start = rates[index]
-        if ok and (math.isnan(best[0]) or math.log10(rate / start) > math.log10(best[1] / best[0])):
-            best = (start, rate)
+    for rate, ok in zip(rates, trains):
         if not ok:
             start = None
+            continue
+        start = rate if start is None else start
+        if math.isnan(best[0]) or rate / start > best[1] / best[0]:
+            best = (start, rate)
     return best
 
 
