@@ -1,28 +1,10 @@
-"""Drop-in Keras callbacks for training with the lab's optimizers and schedules (or Keras's).
+"""The lab's Keras callbacks under their short name: ``from callbacks import find_lr``.
 
-    ReduceLROnPlateau     Keras's, plus threshold_mode and support for LearningRateSchedules
-    EarlyStopping         Keras's, restoring at the last epoch too, optionally the optimizer state
-    LRFinder, find_lr     the learning-rate range test and its result (LRFinderResult)
-    TrainingDiagnostics   per-step learning rate, gradient norm and update ratios for TensorBoard
-
-Callbacks that would fight over the learning rate are detected at the start of training
-(:mod:`callbacks.conflicts`).
+The code lives in :mod:`lab.callbacks`; this package re-exports its public names, so both paths
+give the same classes. In a project that has a ``callbacks`` module of its own (a common name),
+that module shadows this package: import ``from lab.callbacks import ...`` there, as the lab's own
+code does.
 """
 
-from callbacks.conflicts import LearningRateConflictWarning, learning_rate_conflicts
-from callbacks.diagnostics import TrainingDiagnostics
-from callbacks.early_stopping import EarlyStopping
-from callbacks.lr_finder import LRFinder, LRFinderResult, find_lr
-from callbacks.plateau import LearningRateChange, ReduceLROnPlateau
-
-__all__ = [
-    "EarlyStopping",
-    "LearningRateChange",
-    "LearningRateConflictWarning",
-    "LRFinder",
-    "LRFinderResult",
-    "ReduceLROnPlateau",
-    "TrainingDiagnostics",
-    "find_lr",
-    "learning_rate_conflicts",
-]
+from lab.callbacks import *  # noqa: F401,F403 -- the public names, listed in lab.callbacks.__all__
+from lab.callbacks import __all__  # noqa: F401

@@ -134,7 +134,7 @@ def run_range_tests(
     """Every range test: the curves (one row per step) and every rule's suggestion."""
     from tqdm.auto import tqdm
 
-    from callbacks.lr_finder import SUGGESTIONS
+    from lab.callbacks.lr_finder import SUGGESTIONS
 
     curves, suggestions = [], []
     jobs = [(problem, optimizer) for problem in problems for optimizer in optimizers]
@@ -311,7 +311,7 @@ def plot_trainings(results: pd.DataFrame, path: Path) -> None:
 
 
 def build_parser():
-    from callbacks.lr_finder import SUGGESTIONS
+    from lab.callbacks.lr_finder import SUGGESTIONS
 
     parser = make_parser(NAME, __doc__.split("\n\n")[0])
     parser.add_argument("--problems", nargs="+", choices=PROBLEMS, default=list(PROBLEMS))

@@ -9,7 +9,7 @@ import pytest
 
 import lab.schedules as schedules
 from callbacks import LRFinder, LRFinderResult, find_lr
-from callbacks.lr_finder import minimum_tenth, steepest, sweep_learning_rates, valley
+from lab.callbacks.lr_finder import minimum_tenth, steepest, sweep_learning_rates, valley
 from lab import models
 from lab.optimizers import SGD, Adam
 from tests.callbacks.helpers import (

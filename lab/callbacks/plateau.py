@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import keras
 import numpy as np
 
-from callbacks.conflicts import warn_on_conflicts
-from callbacks.learning_rate import (
+from lab.callbacks.conflicts import warn_on_conflicts
+from lab.callbacks.learning_rate import (
     base_optimizer,
     current_learning_rate,
     learning_rate_schedule,

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from callbacks.learning_rate import learning_rate_schedule, model_optimizers, retrace_train_function
+from lab.callbacks.learning_rate import learning_rate_schedule, model_optimizers, retrace_train_function
 from lab.schedules import Scaled
 
 

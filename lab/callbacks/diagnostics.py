@@ -9,8 +9,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from callbacks.conflicts import warn_on_conflicts
-from callbacks.learning_rate import learning_rate_at, model_optimizers, sync_training_state
+from lab.callbacks.conflicts import warn_on_conflicts
+from lab.callbacks.learning_rate import learning_rate_at, model_optimizers, sync_training_state
 from lab.checks import check_positive_int
 
 

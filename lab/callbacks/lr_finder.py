@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from callbacks.conflicts import warn_on_conflicts
-from callbacks.learning_rate import (
+from lab.callbacks.conflicts import warn_on_conflicts
+from lab.callbacks.learning_rate import (
     base_optimizer,
     learning_rate_schedule,
     model_optimizers,
