@@ -310,13 +310,14 @@ def train_run(
     Args:
         model: a built, uncompiled Keras model (e.g. from ``lab.models``), seeded by the caller.
         optimizer: a fresh optimiser (``lab.registry.build_optimizer(...)``).
-        data: a ``lab.datasets.Split`` (``x_train, y_train, x_test, y_test``); the test part
-            is the validation data when ``validate``.
+        data: a ``lab.datasets.Split``: trains on ``x_train, y_train``, validates on
+            ``x_val, y_val`` (on ``x_test, y_test`` when the split has no validation part, as
+            the notebooks' splits do; ``lab.problems.protocol_view`` chooses for a protocol).
         epochs: total number of epochs, >= 1 (a resumed run continues up to it).
         batch_size: examples per step, >= 1 (``len(x_train)`` for full batch).
         seed: seeds Keras's global random state and the per-epoch order of the examples.
         loss, metrics: as for ``model.compile``.
-        validate: evaluate on ``data.x_test, data.y_test`` after every epoch (``val_*`` columns).
+        validate: evaluate on the validation data after every epoch (``val_*`` columns).
         tensorboard_dir: if given, write TensorBoard epoch scalars there.
         checkpoint_dir: if given, checkpoint every epoch there and resume from it (see module).
         callbacks: extra Keras callbacks (after the lab's own, so a learning-rate change they
@@ -382,7 +383,10 @@ def train_run(
     if folder is not None:
         run_callbacks.append(_Checkpoint(folder, rows, recorder, initial_loss))
 
-    validation = (np.asarray(data.x_test), np.asarray(data.y_test)) if validate else None
+    validation = None
+    if validate:
+        x_val, y_val = (data.x_test, data.y_test) if data.x_val is None else (data.x_val, data.y_val)
+        validation = (np.asarray(x_val), np.asarray(y_val))
     model.fit(
         train_data,
         epochs=int(epochs),

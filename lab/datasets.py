@@ -295,12 +295,50 @@ def _keras_download() -> MnistData:
 
 
 class Split(NamedTuple):
-    """A train/test split of features and targets."""
+    """Features and targets for training, testing and (optionally) validation.
+
+    ``x_val, y_val`` are disjoint from the training part; ``None`` when the split has no
+    validation part (the notebooks' splits, as ``load_moons`` and ``mnist_arrays`` return them).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    def hold_out_last(self, count: int) -> "Split":
+        """The last ``count`` training examples become the validation part (for data whose
+        training order is already random, or whose own split is defined that way, as MNIST's
+        50,000 / 10,000 is)."""
+        if self.x_val is not None:
+            raise ValueError("this split already has a validation part")
+        if not 0 < count < len(self.x_train):
+            raise ValueError(f"count must be in (0, {len(self.x_train)}), got {count}")
+        keep = len(self.x_train) - count
+        return Split(self.x_train[:keep], self.y_train[:keep], self.x_test, self.y_test,
+                     self.x_train[keep:], self.y_train[keep:])
+
+    def carve_validation(self, fraction: float = 0.2, seed: int = 0) -> "Split":
+        """A seeded random ``fraction`` of the training part becomes the validation part; the
+        rest keeps its order. A split that has a validation part is returned as it is."""
+        if self.x_val is not None:
+            return self
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        count = max(1, round(len(self.x_train) * fraction))
+        chosen = np.zeros(len(self.x_train), dtype=bool)
+        chosen[np.random.default_rng(seed).permutation(len(self.x_train))[:count]] = True
+        return Split(self.x_train[~chosen], self.y_train[~chosen], self.x_test, self.y_test,
+                     self.x_train[chosen], self.y_train[chosen])
+
+    def all_training(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every example that is not test data: the training part, then the validation part
+        (for ``hold_out_last`` splits, the training data in its original order)."""
+        if self.x_val is None:
+            return self.x_train, self.y_train
+        return np.concatenate([self.x_train, self.x_val]), np.concatenate([self.y_train, self.y_val])
 
 
 def load_moons(n_samples: int = 1000, noise: float = 0.1, test_size: float = 0.2, seed: int = 42) -> Split:
@@ -364,3 +402,46 @@ def mnist_arrays(flatten: bool = True, subset: int | None = None) -> Split:
         (x_test.reshape(shape) / np.float32(255.0)).astype(np.float32),
         y_test.astype(np.int32),
     )
+
+
+def load_digits(test_size: float = 0.2, seed: int = 42) -> Split:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes, shipped with the package),
+    flattened to 64 features scaled to [0, 1] (pixels are 0..16); a seeded, stratified split."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = sklearn_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y
+    )
+    scale = np.float32(16.0)
+    return Split(
+        (x_train / scale).astype(np.float32), y_train.astype(np.int32),
+        (x_test / scale).astype(np.float32), y_test.astype(np.int32),
+    )
+
+
+def noisy_quadratic(dimension: int = 100, *, n_train: int = 1000, n_test: int = 1000, seed: int = 42) -> Split:
+    """The samples of DeepOBS's ``quadratic_deep`` problem (Schneider et al. 2019).
+
+    The loss of one example x is ½ (θ − x)ᵀ H (θ − x) with a fixed Hessian H (see
+    ``quadratic_hessian_sqrt``) and x ~ N(0, I): a mini-batch gradient is the full gradient
+    H θ plus noise, and the expected loss is smallest at θ = 0. Features are the x (float32,
+    shape (n, dimension)); targets are zeros (``lab.models.noisy_quadratic`` returns the residual
+    R (θ − x), whose mean square is the loss up to the factor 2 / dimension).
+    """
+    rng = np.random.default_rng(seed)
+    x_train = rng.standard_normal((n_train, dimension)).astype(np.float32)
+    x_test = rng.standard_normal((n_test, dimension)).astype(np.float32)
+    return Split(x_train, np.zeros((n_train, dimension), np.float32), x_test, np.zeros((n_test, dimension), np.float32))
+
+
+def quadratic_hessian_sqrt(dimension: int = 100, seed: int = 42) -> np.ndarray:
+    """R with Rᵀ R = H = Qᵀ diag(λ) Q: DeepOBS's spectrum, 90% of the eigenvalues uniform in
+    [0, 1] and 10% in [30, 60] (ill-conditioned: a few steep directions, many flat ones), under
+    a fixed random rotation Q. float32, shape (dimension, dimension)."""
+    rng = np.random.default_rng([seed, 1])
+    flat = int(round(0.9 * dimension))
+    eigenvalues = np.concatenate([rng.uniform(0.0, 1.0, flat), rng.uniform(30.0, 60.0, dimension - flat)])
+    rotation, _ = np.linalg.qr(rng.standard_normal((dimension, dimension)))
+    return (np.sqrt(eigenvalues)[:, None] * rotation.T).astype(np.float32)

@@ -1,0 +1,362 @@
+"""The one runner of the lab's training studies: trials in, tidy rows out.
+
+A study declares its trials as data and hands them to ``run_grid``::
+
+    trials = [Trial(problem=resolve("moons"), optimizer="adam", seed=s, labels=(("problem", "moons"),
+              ("optimizer", "adam"), ("seed", s))) for s in range(3)]
+    grid = run_grid(trials, out, jobs=2)
+    grid.results        # one row per trial and epoch: the labels, then train_run's columns
+
+For every trial ``run_grid`` clears the Keras session, builds the optimiser (its spec, the
+problem's learning rate unless the spec sets one, then the trial's own arguments) and the seeded
+model, and trains it with ``experiments.training.train_run`` under the trial's protocol
+(``lab.problems.protocol_view``), with TensorBoard logs in ``out/tensorboard/<folder>`` and a
+checkpoint every epoch in ``out/checkpoints/<folder>``. After every trial the rows are written to
+``out/results.csv`` in trial order, whatever order the trials finish in; a trial already there is
+not trained again, so a killed grid resumed on the same folder gives the rows of an uninterrupted
+one. Each problem's data are loaded once per process.
+
+``jobs > 1`` trains that many trials at a time in spawned processes (the numbers are those of
+``jobs=1``: trials are independent and seeded). ``distributed`` (``lab.distribution``) trains each
+trial on all devices instead; on a multi-worker cluster only the chief keeps the outputs.
+``after(trial, model, data)`` may return further tables of a trained trial (by file name, e.g.
+``{"boundaries.csv": frame}``, each named in ``extra_files``); they are labelled and stored the
+same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.common import write_csv_atomic
+from lab.problems import PROTOCOLS, Problem, protocol_view
+
+RESULTS_FILE = "results.csv"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+DEFAULT_STEPS_PER_EXECUTION = 32
+
+After = Callable[["Trial", Any, Any], Mapping[str, pd.DataFrame] | None]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training run of a study.
+
+    Args:
+        problem: what is trained (``lab.problems.Problem``).
+        optimizer: an optimiser spec (``lab.registry.parse_spec``), e.g. ``"adam:beta_1=0.8"``.
+        seed: seeds the model's weights and the data order.
+        labels: ``(column, value)`` pairs that lead every row of the trial and identify it
+            (unique within a grid).
+        epochs, batch_size: ``None``: the problem's (a batch size of ``None`` there is full batch).
+        protocol: ``"notebook"`` or ``"held_out"`` (see ``lab.problems``).
+        optimizer_arguments: constructor arguments that win over the spec and the problem's rate
+            (e.g. ``learning_rate=<a schedule>``).
+        model: builds the model from the seed instead of ``problem.model``.
+        callbacks: returns fresh Keras callbacks for the run.
+        steps_per_execution, jit_compile: as for ``train_run``.
+    """
+
+    problem: Problem
+    optimizer: str
+    seed: int = 0
+    labels: tuple[tuple[str, Any], ...] = ()
+    epochs: int | None = None
+    batch_size: int | None = None
+    protocol: str = "notebook"
+    optimizer_arguments: Mapping[str, Any] = field(default_factory=dict)
+    model: Callable[[int], Any] | None = None
+    callbacks: Callable[[], Sequence[Any]] | None = None
+    steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
+    jit_compile: bool | str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What identifies the trial among the rows: its label values, as text."""
+        return tuple(str(value) for _, value in self.labels)
+
+    @property
+    def folder(self) -> Path:
+        """``<value>/<value>/...`` of its labels (numbers as ``<column><value>``, e.g. ``seed0``)."""
+        parts = [value if isinstance(value, str) else f"{column}{value}" for column, value in self.labels]
+        return Path(*(_safe(part) for part in parts)) if parts else Path("trial")
+
+    @property
+    def epochs_to_run(self) -> int:
+        return self.epochs if self.epochs is not None else self.problem.epochs
+
+    @property
+    def description(self) -> str:
+        return " ".join(f"{value}" if isinstance(value, str) else f"{column} {value}" for column, value in self.labels)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
+
+
+def build_optimizer(trial: Trial):
+    """The trial's optimiser: spec, then the problem's rate unless the spec sets one, then the
+    trial's ``optimizer_arguments``."""
+    from lab.registry import parse_spec
+
+    parsed = parse_spec(trial.optimizer)
+    arguments: dict[str, Any] = {}
+    if trial.problem.learning_rate is not None and "learning_rate" not in parsed.overrides:
+        arguments["learning_rate"] = trial.problem.learning_rate
+    arguments.update(trial.optimizer_arguments)
+    return parsed.build(**arguments)
+
+
+class DataCache:
+    """Each problem's split, loaded once per process (keyed by its data callable)."""
+
+    def __init__(self) -> None:
+        self._splits: dict[str, Any] = {}
+
+    def __call__(self, problem: Problem):
+        key = repr(problem.data)
+        if key not in self._splits:
+            self._splits[key] = problem.split()
+        return self._splits[key]
+
+
+def train_trial(trial: Trial, split, out: Path, *, tensorboard: bool = True, on_epoch=None, after: After | None = None,
+                distributed=None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Train one trial (resuming its checkpoint if there is one): its labelled rows and extras."""
+    import keras
+
+    from experiments.training import train_run
+    from lab.distribution import make_strategy
+
+    keras.backend.clear_session()
+    distributed = distributed or make_strategy("none")
+    data = protocol_view(split, trial.protocol)
+    with distributed.scope():
+        optimizer = build_optimizer(trial)
+        model = (trial.model or trial.problem.model)(trial.seed)
+        batch_size = trial.batch_size or trial.problem.batch_size or len(data.x_train)
+        rows = train_run(
+            model,
+            optimizer,
+            data,
+            epochs=trial.epochs_to_run,
+            batch_size=batch_size,
+            seed=trial.seed,
+            loss=trial.problem.loss,
+            metrics=trial.problem.metrics,
+            tensorboard_dir=Path(out, TENSORBOARD, trial.folder) if tensorboard else None,
+            checkpoint_dir=Path(out, CHECKPOINTS, trial.folder),
+            callbacks=list(trial.callbacks()) if trial.callbacks is not None else (),
+            on_epoch=on_epoch,
+            steps_per_execution=distributed.steps_per_execution(trial.steps_per_execution),
+            jit_compile=trial.jit_compile,
+        )
+        # the trained model, also when train_run only reloaded a run that finished before a kill
+        extras = dict(after(trial, model, data) or {}) if after is not None else {}
+    return _labelled(rows, trial), {name: _labelled(frame, trial) for name, frame in extras.items()}
+
+
+def _labelled(frame: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    frame = frame.copy()
+    for position, (column, value) in enumerate(trial.labels):
+        frame.insert(position, column, value)
+    return frame
+
+
+_TAIL = ("learning_rate", "seconds", "status")
+
+
+def ordered_columns(frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
+    """Labels, epoch, loss, metrics, val_loss, val_metrics, learning_rate, seconds, status, rest."""
+    known = [c for c in labels if c in frame]
+    columns = [c for c in frame.columns if c not in known]
+    if "epoch" not in columns:
+        return known + columns
+    metrics = sorted(c for c in columns if c not in ("epoch", "loss", "val_loss", *_TAIL) and not c.startswith("val_"))
+    validation = sorted(c for c in columns if c.startswith("val_") and c != "val_loss")
+    head = ["epoch"] + [c for c in ("loss",) if c in columns] + metrics
+    head += [c for c in ("val_loss",) if c in columns] + validation + [c for c in _TAIL if c in columns]
+    return known + head + [c for c in columns if c not in head]
+
+
+class _Store:
+    """``results.csv`` and the extras of ``out``, rewritten in trial order after every trial."""
+
+    def __init__(self, out: Path, trials: Sequence[Trial], results_file: str, extra_files: Sequence[str]) -> None:
+        self.out = out
+        self.labels = list(dict.fromkeys(column for trial in trials for column, _ in trial.labels))
+        self.order = {trial.key: index for index, trial in enumerate(trials)}
+        if len(self.order) != len(trials):
+            raise ValueError("two trials of the grid have the same labels")
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.results_file = results_file
+        for name in [results_file, *extra_files]:
+            if (out / name).is_file():
+                self.frames[name] = pd.read_csv(out / name)
+
+    def done(self) -> set[tuple[str, ...]]:
+        results = self.frames.get(self.results_file)
+        if results is None or results.empty:
+            return set()
+        return set(self._keys(results))
+
+    def _keys(self, frame: pd.DataFrame) -> list[tuple[str, ...]]:
+        columns = [frame[c].astype(str) for c in self.labels]
+        return list(zip(*columns)) if columns else [()] * len(frame)
+
+    def add(self, trial: Trial, rows: pd.DataFrame, extras: Mapping[str, pd.DataFrame]) -> None:
+        # extras first: the results file is what marks a trial done
+        for name, frame in [*extras.items(), (self.results_file, rows)]:
+            previous = self.frames.get(name)
+            if previous is not None and not previous.empty:  # drop what a killed earlier attempt wrote
+                previous = previous[[key != trial.key for key in self._keys(previous)]]
+            both = frame if previous is None or previous.empty else pd.concat([previous, frame], ignore_index=True)
+            self.frames[name] = self._in_trial_order(both)
+            write_csv_atomic(self.out / name, self.frames[name])
+        shutil.rmtree(self.out / CHECKPOINTS / trial.folder, ignore_errors=True)
+
+    def _in_trial_order(self, frame: pd.DataFrame) -> pd.DataFrame:
+        # a stable sort by trial: rows of one trial keep their order
+        position = pd.Series([self.order.get(key, len(self.order)) for key in self._keys(frame)], index=frame.index)
+        frame = frame.loc[position.sort_values(kind="stable").index].reset_index(drop=True)
+        return frame[ordered_columns(frame, self.labels)]
+
+
+@dataclass
+class GridResult:
+    """What a grid wrote: ``results`` (every trial's rows) and the extras by file name."""
+
+    results: pd.DataFrame
+    extras: dict[str, pd.DataFrame]
+
+
+def run_grid(
+    trials: Sequence[Trial],
+    out: Path,
+    *,
+    jobs: int = 1,
+    distributed=None,
+    progress: bool = True,
+    tensorboard: bool = True,
+    after: After | None = None,
+    extra_files: Sequence[str] = (),
+    results_file: str = RESULTS_FILE,
+) -> GridResult:
+    """Train every trial not yet in ``out/<results_file>``; see the module docstring.
+
+    ``extra_files`` names every table ``after`` can return (read back on resume).
+    """
+    out = Path(out)
+    if distributed is not None and distributed.num_workers > 1 and not distributed.is_chief:
+        # every worker trains the same trials in step; only the chief keeps the outputs
+        with tempfile.TemporaryDirectory(prefix=f"grid-worker{distributed.worker_index}-") as scratch:
+            _run(trials, Path(scratch), 1, distributed, False, tensorboard, after, extra_files, results_file)
+        return GridResult(pd.DataFrame(), {})
+    return _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file)
+
+
+def _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file) -> GridResult:
+    store = _Store(out, trials, results_file, extra_files)
+    done = store.done()
+    pending = []
+    for index, trial in enumerate(trials, start=1):
+        if trial.key in done:  # finished before an interruption: a leftover checkpoint is stale
+            shutil.rmtree(out / CHECKPOINTS / trial.folder, ignore_errors=True)
+        else:
+            pending.append((index, trial))
+    if jobs > 1 and len(pending) > 1:
+        _run_in_processes(pending, out, store, jobs, progress, tensorboard, after)
+    else:
+        _run_in_sequence(pending, len(trials), out, store, progress, tensorboard, after, distributed)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    results = store.frames.get(results_file, pd.DataFrame())
+    return GridResult(results, {name: frame for name, frame in store.frames.items() if name != results_file})
+
+
+def _postfix(row: Mapping[str, Any], problem: Problem) -> dict[str, str]:
+    postfix = {"loss": f"{row['loss']:.4f}"}
+    monitor = f"val_{problem.monitor}"
+    if monitor in row:
+        postfix[monitor] = f"{row[monitor]:.4f}"
+    postfix["status"] = str(row["status"])
+    return postfix
+
+
+def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, distributed) -> None:
+    from tqdm import tqdm
+
+    data = DataCache()
+    for index, trial in pending:
+        label = f"[{index}/{total}] {trial.description}"
+        with tqdm(total=trial.epochs_to_run, desc=label, unit="epoch", disable=not progress, file=sys.stderr) as bar:
+
+            def on_epoch(row: dict, bar=bar, trial=trial) -> None:
+                bar.n = int(row["epoch"])
+                bar.set_postfix(_postfix(row, trial.problem), refresh=False)
+                bar.refresh()
+
+            rows, extras = train_trial(trial, data(trial.problem), out, tensorboard=tensorboard, on_epoch=on_epoch,
+                                       after=after, distributed=distributed)
+        store.add(trial, rows, extras)
+
+
+def _run_in_processes(pending, out, store, jobs, progress, tensorboard, after) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    # spawn, not fork: a forked copy of an initialised TensorFlow or JAX runtime is not safe
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(_train_in_worker, trial, out, tensorboard, after): trial for _, trial in pending}
+        with tqdm(total=len(futures), desc=f"trials, {jobs} at a time", unit="trial", disable=not progress,
+                  file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                trial = futures[future]
+                rows, extras = future.result()
+                store.add(trial, rows, extras)
+                postfix = _postfix(rows.iloc[-1].to_dict(), trial.problem)
+                bar.set_postfix_str(f"{trial.description}: " + ", ".join(f"{k} {v}" for k, v in postfix.items()),
+                                    refresh=False)
+                bar.update()
+
+
+_worker_data: DataCache | None = None
+
+
+def _start_worker(parent: int) -> None:
+    """In each worker process: exit when the parent dies (a killed grid must not leave workers
+    writing checkpoints that a resume is about to read)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _train_in_worker(trial: Trial, out: Path, tensorboard: bool, after):
+    global _worker_data
+    if _worker_data is None:
+        _worker_data = DataCache()  # each problem's data, loaded once per worker
+    return train_trial(trial, _worker_data(trial.problem), out, tensorboard=tensorboard, after=after)

@@ -1,0 +1,245 @@
+"""A problem is data: the data set, the model, the loss and the protocol an optimiser is tried on.
+
+    from lab.problems import Problem
+    PROBLEM = Problem(name="cancer", data=load_cancer, model=cancer_mlp, loss="sparse_categorical_crossentropy",
+                      metrics=("accuracy",), epochs=30, batch_size=32, target=0.95)
+
+``python -m experiments.compare_optimizers --problems mymodule:PROBLEM`` then runs it like the
+lab's own (``resolve`` turns a registered name or a ``package.module:ATTRIBUTE`` path into a
+``Problem``). The suite (``PROBLEMS``):
+
+    moons              notebook 004: make_moons 2-16-8-2, full batch, 200 epochs, every rate 0.01
+    mnist_mlp          notebook 003: MNIST 784-128-10, batch 32, 10 epochs
+    mnist_cnn          MNIST, two conv blocks, batch 32, 3 epochs
+    digits             scikit-learn's 8x8 digits, 64-64-10 MLP, batch 32, 30 epochs
+    mnist_autoencoder  MNIST dense autoencoder 784-128-32-128-784, mean squared error, no accuracy
+    noisy_quadratic    DeepOBS's quadratic_deep: 100-d quadratic, fixed ill-conditioned spectrum,
+                       noisy gradients (batch 32), loss only
+    regression_000/001 the notebooks' y = 3x + 7 and y = 2x + 3, one linear unit, squared error
+
+**Validation.** ``data`` returns a ``lab.datasets.Split``; ``Problem.split()`` guarantees it has a
+validation part (a seeded 20% of the training part is carved when the data has none). The lab's
+MNIST problems use the classic 50,000 / 10,000 / 10,000 (the last 10,000 training images
+validate); moons validates on the last 160 of its 800 training points (which ``train_test_split``
+has already shuffled with seed 42, so they are a seeded random 20%). Two protocols read it:
+
+- ``"notebook"``: train on all the training data (training and validation parts, in their
+  original order) and validate on the test set, as notebook 003 does;
+- ``"held_out"``: train on the training part and validate on the validation part; the test set
+  is read only to score a final model. Anything that selects (a best epoch, a tuned rate, early
+  stopping) uses this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+import keras
+
+from lab import datasets, models
+
+PROTOCOLS = ("notebook", "held_out")
+VALIDATION_FRACTION = 0.2
+_QUICK_FIELDS = {"data", "epochs", "batch_size", "target", "description"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """A data set, a model, a loss and the protocol's defaults.
+
+    Args:
+        name: the label in results and folder names.
+        data: a callable of no arguments returning a ``lab.datasets.Split``.
+        model: a callable of the seed returning a new, uncompiled Keras model.
+        loss: as for ``model.compile``.
+        metrics: metric names as for ``model.compile``; may be empty.
+        epochs: epochs of the protocol, >= 1.
+        batch_size: examples per step, >= 1; ``None`` for full batch.
+        target: a value of the first metric (of the loss when there are no metrics) whose
+            epochs and seconds to reach are reported; ``None``: none.
+        higher_is_better: which way the target's quantity improves (``False`` for a loss).
+        learning_rate: the rate every optimiser uses on this problem unless its spec sets one.
+        description: the protocol in words, for reports.
+        quick: overrides for smoke runs (any of data, epochs, batch_size, target, description).
+    """
+
+    name: str
+    data: Callable[[], datasets.Split]
+    model: Callable[[int], keras.Model]
+    loss: Any
+    metrics: tuple[str, ...] = ()
+    epochs: int
+    batch_size: int | None
+    target: float | None = None
+    higher_is_better: bool = True
+    learning_rate: float | None = None
+    description: str = ""
+    quick: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        for attribute in ("data", "model"):
+            if not callable(getattr(self, attribute)):
+                raise ValueError(f"{attribute} must be callable, got {getattr(self, attribute)!r}")
+        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
+            raise ValueError(f"metrics must be a tuple of metric names, got {self.metrics!r}")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None (full batch), got {self.batch_size!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        unknown = set(self.quick) - _QUICK_FIELDS
+        if unknown:
+            raise ValueError(f"quick overrides {sorted(unknown)} are not allowed; allowed: {sorted(_QUICK_FIELDS)}")
+        object.__setattr__(self, "quick", MappingProxyType(dict(self.quick)))
+
+    @property
+    def monitor(self) -> str:
+        """The quantity the target refers to: the first metric, else the loss."""
+        return self.metrics[0] if self.metrics else "loss"
+
+    def quick_version(self) -> "Problem":
+        """The problem with its ``quick`` overrides applied (the same problem when it has none)."""
+        if not self.quick:
+            return self
+        return dataclasses.replace(self, **dict(self.quick), quick={})
+
+    def split(self) -> datasets.Split:
+        """``data()`` with a validation part (carved, seeded, when the data has none)."""
+        split = self.data()
+        if not isinstance(split, datasets.Split):
+            raise TypeError(f"problem {self.name!r}: data() must return a lab.datasets.Split, got {type(split).__name__}")
+        return split.carve_validation(VALIDATION_FRACTION, seed=0)
+
+
+def protocol_view(split: datasets.Split, protocol: str) -> datasets.Split:
+    """The split a protocol trains on (``x_train``) and validates on (``x_val``); see the module."""
+    if protocol == "held_out":
+        return split
+    if protocol == "notebook":
+        x_train, y_train = split.all_training()
+        return datasets.Split(x_train, y_train, split.x_test, split.y_test, split.x_test, split.y_test)
+    raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+
+# --- the suite --------------------------------------------------------------------------------
+
+QUICK_MNIST_SUBSET = 6000  # --quick: 5,000 training, 1,000 validation and 1,000 test images
+_MNIST_VALIDATION = 10_000
+
+
+def mnist_split(flatten: bool = True, subset: int | None = None) -> datasets.Split:
+    """MNIST with the classic validation part; ``subset`` keeps the first ``subset`` training
+    images (the last sixth of them validate) and ``subset // 6`` test images."""
+    split = datasets.mnist_arrays(flatten=flatten, subset=subset)
+    return split.hold_out_last(_MNIST_VALIDATION if subset is None else max(1, subset // 6))
+
+
+def mnist_images(subset: int | None = None) -> datasets.Split:
+    """MNIST images as both input and target (the autoencoder's data)."""
+    split = mnist_split(subset=subset)
+    return datasets.Split(split.x_train, split.x_train, split.x_test, split.x_test, split.x_val, split.x_val)
+
+
+def moons_split() -> datasets.Split:
+    return datasets.load_moons().hold_out_last(160)
+
+
+def regression_split(which: str) -> datasets.Split:
+    """A notebook's regression data; it has no test set of its own, so its samples are the test
+    set too (the regression studies measure the fit, not generalisation)."""
+    data = {"000": datasets.regression_000, "001": datasets.regression_001}[which]()
+    return datasets.Split(data.x, data.y, data.x, data.y)
+
+
+_CLASSIFICATION = {"loss": "sparse_categorical_crossentropy", "metrics": ("accuracy",)}
+
+PROBLEMS: dict[str, Problem] = {
+    problem.name: problem
+    for problem in (
+        Problem(
+            name="mnist_mlp", data=mnist_split, model=models.mnist_mlp, **_CLASSIFICATION, epochs=10, batch_size=32,
+            target=0.97, description="MNIST MLP 784-128-10, batch 32, 10 epochs (notebook 003)",
+            quick={"data": partial(mnist_split, subset=QUICK_MNIST_SUBSET), "epochs": 1,
+                   "description": "MNIST MLP 784-128-10 on a 6,000-image subset, 1 epoch (quick)"},
+        ),
+        Problem(
+            name="moons", data=moons_split, model=models.moons_net, **_CLASSIFICATION, epochs=200, batch_size=None,
+            target=0.95, learning_rate=0.01,
+            description="make_moons 2-16-8-2, full batch, 200 epochs, every optimiser at 0.01 (notebook 004)",
+            quick={"epochs": 50, "description": "make_moons 2-16-8-2, full batch, 50 epochs (quick)"},
+        ),
+        Problem(
+            name="mnist_cnn", data=partial(mnist_split, flatten=False), model=models.mnist_cnn, **_CLASSIFICATION,
+            epochs=3, batch_size=32, target=0.98, description="MNIST CNN, two conv blocks, batch 32, 3 epochs",
+            quick={"data": partial(mnist_split, flatten=False, subset=QUICK_MNIST_SUBSET), "epochs": 1,
+                   "description": "MNIST CNN on a 6,000-image subset, 1 epoch (quick)"},
+        ),
+        Problem(
+            name="digits", data=datasets.load_digits, model=models.digits_mlp, **_CLASSIFICATION, epochs=30,
+            batch_size=32, target=0.95,
+            description="scikit-learn's 8x8 digits, MLP 64-64-10, batch 32, 30 epochs",
+            quick={"epochs": 3, "description": "8x8 digits MLP, 3 epochs (quick)"},
+        ),
+        Problem(
+            name="mnist_autoencoder", data=mnist_images, model=models.mnist_autoencoder, loss="mean_squared_error",
+            epochs=5, batch_size=128, target=0.02, higher_is_better=False,
+            description="MNIST dense autoencoder 784-128-32-128-784, mean squared error, batch 128, 5 epochs",
+            quick={"data": partial(mnist_images, subset=QUICK_MNIST_SUBSET), "epochs": 1,
+                   "description": "MNIST autoencoder on a 6,000-image subset, 1 epoch (quick)"},
+        ),
+        Problem(
+            name="noisy_quadratic", data=datasets.noisy_quadratic, model=models.noisy_quadratic,
+            loss="mean_squared_error", epochs=20, batch_size=32, target=0.5, higher_is_better=False,
+            description="DeepOBS quadratic_deep: 100-d quadratic, 90% of eigenvalues in [0, 1], 10% in [30, 60], "
+            "noisy gradients, batch 32, 20 epochs",
+            quick={"epochs": 2, "description": "noisy quadratic, 2 epochs (quick)"},
+        ),
+        Problem(
+            name="regression_000", data=partial(regression_split, "000"), model=models.linear_regression,
+            loss="mean_squared_error", epochs=50, batch_size=None, learning_rate=0.01, higher_is_better=False,
+            description="notebook 000: y = 3x + 7 + noise, one linear unit, squared error",
+        ),
+        Problem(
+            name="regression_001", data=partial(regression_split, "001"), model=models.linear_regression,
+            loss="mean_squared_error", epochs=50, batch_size=None, learning_rate=0.01, higher_is_better=False,
+            description="notebook 001: y = 2x + 3 + noise, one linear unit, squared error",
+        ),
+    )
+}
+
+
+def resolve(name: str | Problem) -> Problem:
+    """A registered name or ``package.module:ATTRIBUTE`` -> its ``Problem``; ``ValueError``
+    naming the valid choices otherwise. Nothing falls through to another problem."""
+    if isinstance(name, Problem):
+        return name
+    text = str(name).strip()
+    if ":" not in text:
+        if text not in PROBLEMS:
+            raise ValueError(
+                f"unknown problem {text!r}; valid problems: {', '.join(PROBLEMS)}, "
+                "or package.module:ATTRIBUTE naming a lab.problems.Problem"
+            )
+        return PROBLEMS[text]
+    module_name, _, attribute = text.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"problem {text!r}: cannot import {module_name!r}: {error}") from None
+    try:
+        problem = getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"problem {text!r}: module {module_name!r} has no attribute {attribute!r}") from None
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem {text!r} is a {type(problem).__name__}, not a lab.problems.Problem")
+    return problem
