@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import results as summary_lib
-from experiments.common import (
+from experiments import report
+from experiments.cli import (
     UsageError,
     check_same_backend,
     default_output_dir,
@@ -299,14 +299,14 @@ def _run_one(
     rows.insert(0, "seed", run.seed)
     rows.insert(0, "optimizer", run.optimizer)
     rows.insert(0, "problem", run.problem)
-    for column in summary_lib.RESULT_COLUMNS:
+    for column in report.RESULT_COLUMNS:
         if column not in rows:
             rows[column] = np.nan
     boundary = None
     if run.problem == "moons" and run.seed == 0:
         # the trained model, also when train_run only reloaded a run that had finished before a kill
         boundary = boundary_rows(model, run, data)
-    return rows[summary_lib.RESULT_COLUMNS], boundary
+    return rows[report.RESULT_COLUMNS], boundary
 
 
 def _done(results: pd.DataFrame) -> set[tuple[str, str, int]]:
@@ -329,7 +329,7 @@ class _Store:
         self.results = (
             pd.read_csv(self.results_path)
             if self.results_path.is_file()
-            else pd.DataFrame(columns=summary_lib.RESULT_COLUMNS)
+            else pd.DataFrame(columns=report.RESULT_COLUMNS)
         )
         self.boundaries = pd.read_csv(self.boundaries_path) if self.boundaries_path.is_file() else pd.DataFrame()
 
@@ -445,21 +445,21 @@ def make_outputs(out: Path, spec: Spec, run_info: dict) -> pd.DataFrame:
     """summary.csv, summary.md, plots/*.png and report.md from the CSV files in ``out``."""
     results = pd.read_csv(out / "results.csv")
     targets = {problem: spec.target_for(problem) for problem in results["problem"].unique()}
-    summary = summary_lib.summarize(results, targets)
+    summary = report.summarize(results, targets)
     write_csv_atomic(out / "summary.csv", summary)
-    table_md = summary_lib.markdown_table(summary_lib.summary_table(summary))
+    table_md = report.markdown_table(report.summary_table(summary))
     write_text_atomic(out / "summary.md", table_md)
     plots_dir = out / "plots"
     plots_dir.mkdir(exist_ok=True)
-    plots = [summary_lib.plot_curves(results, p, plots_dir / f"curves_{p}.png") for p in results["problem"].unique()]
-    plots.append(summary_lib.plot_time_to_target(summary, plots_dir / "time_to_target.png"))
+    plots = [report.plot_curves(results, p, plots_dir / f"curves_{p}.png") for p in results["problem"].unique()]
+    plots.append(report.plot_time_to_target(summary, plots_dir / "time_to_target.png"))
     boundaries_path = out / "boundaries.csv"
     if boundaries_path.is_file():
         from lab.datasets import load_moons
 
         test = load_moons()
         plots.append(
-            summary_lib.plot_boundaries(
+            report.plot_boundaries(
                 pd.read_csv(boundaries_path), (test.x_test, test.y_test), plots_dir / "moons_boundaries.png"
             )
         )
@@ -483,7 +483,7 @@ def make_outputs(out: Path, spec: Spec, run_info: dict) -> pd.DataFrame:
         if row["diverged"]
     ]
     relative = [plot.relative_to(out) for plot in plots]
-    write_text_atomic(out / "report.md", summary_lib.report_markdown(table_md, relative, settings, notes))
+    write_text_atomic(out / "report.md", report.report_markdown(table_md, relative, settings, notes))
     return summary
 
 
@@ -604,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (args.replot / "results.csv").is_file():
             raise UsageError(f"--replot {args.replot}: no results.csv there yet")
         summary = make_outputs(args.replot, Spec.from_json(info["spec"]), info)
-        print(summary_lib.markdown_table(summary_lib.summary_table(summary)))
+        print(report.markdown_table(report.summary_table(summary)))
         print(f"re-plotted {args.replot}")
         return 0
 
@@ -643,7 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run_all(spec, out, progress=not args.no_progress, distributed=distributed, jobs=args.jobs)
     summary = make_outputs(out, spec, info)
-    print(summary_lib.markdown_table(summary_lib.summary_table(summary)))
+    print(report.markdown_table(report.summary_table(summary)))
     print(f"results in {out} (report.md, results.csv, summary.md, plots/, tensorboard/)")
     return 0
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from experiments import common
+from experiments import cli
 
 NAME = "gd_variants"
 
@@ -141,7 +141,7 @@ def run_all(
         rows = run_variant(variant, seed=seed, epochs=epochs, tensorboard_dir=folder)
         if stored is not None:
             stored.parent.mkdir(parents=True, exist_ok=True)
-            common.write_csv_atomic(stored, rows)
+            cli.write_csv_atomic(stored, rows)
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
@@ -219,32 +219,32 @@ def plot(history: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = common.make_parser(NAME, __doc__)
+    parser = cli.make_parser(NAME, __doc__)
     parser.add_argument(
-        "--epochs", type=common.positive_int, help="at most this many epochs per run (default: the notebooks'; --quick: 30)"
+        "--epochs", type=cli.positive_int, help="at most this many epochs per run (default: the notebooks'; --quick: 30)"
     )
     parser.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default: 0)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    common.add_resume_argument(parser)
-    args = common.parse_arguments(parser, argv, NAME)
+    cli.add_resume_argument(parser)
+    args = cli.parse_arguments(parser, argv, NAME)
     epochs = args.epochs or (30 if args.quick else None)
-    out = common.open_output(args, NAME)
+    out = cli.open_output(args, NAME)
     tensorboard = None if args.no_tensorboard else out / "tensorboard"
     history = run_all(
-        VARIANTS, seed=args.seed, epochs=epochs, tensorboard_root=tensorboard, checkpoint_root=common.checkpoint_dir(out)
+        VARIANTS, seed=args.seed, epochs=epochs, tensorboard_root=tensorboard, checkpoint_root=cli.checkpoint_dir(out)
     )
-    common.write_csv_atomic(out / "history.csv", history)
+    cli.write_csv_atomic(out / "history.csv", history)
     table = parameters(history)
-    common.write_csv_atomic(out / "parameters.csv", table)
+    cli.write_csv_atomic(out / "parameters.csv", table)
     from experiments.toy_surfaces import markdown_table
 
-    common.write_text_atomic(out / "parameters.md", markdown_table(table))
+    cli.write_text_atomic(out / "parameters.md", markdown_table(table))
     plot(history, table, out)
-    common.remove_checkpoints(out)
+    cli.remove_checkpoints(out)
     print(markdown_table(table[["dataset", "variant", "w", "b", "true_w", "true_b", "least_squares_w", "least_squares_b"]]))
     print(f"wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    cli.run_main(main)

@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.common import write_csv_atomic
+from experiments.cli import write_csv_atomic
 from lab.problems import PROTOCOLS, Problem, protocol_view
 
 RESULTS_FILE = "results.csv"

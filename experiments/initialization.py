@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from experiments import common
+from experiments import cli
 
 NAME = "initialization"
 
@@ -128,18 +128,18 @@ def plot(rows: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = common.make_parser(NAME, __doc__)
-    parser.add_argument("--depth", type=common.positive_int, help="layers per stack (default: 10; --quick: 6)")
-    parser.add_argument("--width", type=common.positive_int, help="units per layer and input size (default: 256; --quick: 64)")
-    parser.add_argument("--batch", type=common.positive_int, help="inputs in the batch (default: 1000; --quick: 256)")
+    parser = cli.make_parser(NAME, __doc__)
+    parser.add_argument("--depth", type=cli.positive_int, help="layers per stack (default: 10; --quick: 6)")
+    parser.add_argument("--width", type=cli.positive_int, help="units per layer and input size (default: 256; --quick: 64)")
+    parser.add_argument("--batch", type=cli.positive_int, help="inputs in the batch (default: 1000; --quick: 256)")
     parser.add_argument("--seed", type=int, default=0, help="weights and inputs (default: 0)")
     args = parser.parse_args(argv)
     depth = args.depth or (6 if args.quick else 10)
     width = args.width or (64 if args.quick else 256)
     batch = args.batch or (256 if args.quick else 1000)
-    out = common.prepare_output_dir(args.out or common.default_output_dir(NAME))
+    out = cli.prepare_output_dir(args.out or cli.default_output_dir(NAME))
     rows = run(depth=depth, width=width, batch=batch, seed=args.seed)
-    common.write_csv_atomic(out / "activations.csv", rows)
+    cli.write_csv_atomic(out / "activations.csv", rows)
     plot(rows, out / "activations.png")
     last = rows[rows["layer"] == depth][["activation", "initializer", "mean", "std", "fraction_zero", "fraction_saturated"]]
     print(f"activation statistics at layer {depth} of {depth} ({width} units):")
@@ -149,4 +149,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    cli.run_main(main)

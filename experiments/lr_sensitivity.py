@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from experiments import common
+from experiments import cli
 
 NAME = "lr_sensitivity"
 
@@ -341,7 +341,7 @@ def _list(text: str | None, valid: Sequence[str], what: str) -> list[str] | None
     chosen = [item.strip() for item in text.split(",") if item.strip()]
     unknown = [item for item in chosen if item not in valid]
     if unknown or not chosen:
-        raise common.UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid: {', '.join(valid)}")
+        raise cli.UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid: {', '.join(valid)}")
     return chosen
 
 
@@ -351,14 +351,14 @@ def _rates(text: str | None) -> list[float] | None:
     try:
         rates = [float(item) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise common.UsageError(f"--learning-rates must be comma-separated numbers, got {text!r}") from None
+        raise cli.UsageError(f"--learning-rates must be comma-separated numbers, got {text!r}") from None
     if not rates or any(not (r > 0 and math.isfinite(r)) for r in rates):
-        raise common.UsageError(f"--learning-rates must be positive numbers, got {text!r}")
+        raise cli.UsageError(f"--learning-rates must be positive numbers, got {text!r}")
     return rates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = common.make_parser(NAME, __doc__)
+    parser = cli.make_parser(NAME, __doc__)
     parser.add_argument("--problems", help=f"comma-separated sweep problems (default: {', '.join(PROBLEMS)})")
     parser.add_argument(
         "--optimizers", help=f"comma-separated registry names for the sweep (default: {', '.join(SWEEP_OPTIMIZERS)})"
@@ -367,18 +367,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--learning-rates",
         help="comma-separated learning rates of the sweep (default: 10 log-spaced from 1e-4 to 3.16; --quick: 1e-3,0.1,3)",
     )
-    parser.add_argument("--epochs", type=common.positive_int, help="epochs per sweep run (default: per problem)")
+    parser.add_argument("--epochs", type=cli.positive_int, help="epochs per sweep run (default: per problem)")
     parser.add_argument(
         "--train-fraction",
-        type=common.positive_float,
+        type=cli.positive_float,
         default=0.5,
         help="a run trains when its final loss < this fraction of ln(classes) (default: 0.5)",
     )
     parser.add_argument("--seed", type=int, default=0, help="model and data-order seed (default: 0)")
     parser.add_argument("--skip-sweep", action="store_true", help="only the surfaces part")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    common.add_resume_argument(parser)
-    args = common.parse_arguments(parser, argv, NAME)
+    cli.add_resume_argument(parser)
+    args = cli.parse_arguments(parser, argv, NAME)
     from lab.registry import OPTIMIZERS
 
     table = QUICK_PROBLEMS if args.quick else PROBLEMS
@@ -387,12 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["sgd", "adam"] if args.quick else list(SWEEP_OPTIMIZERS)
     )
     learning_rates = _rates(args.learning_rates) or list(QUICK_LEARNING_RATES if args.quick else LEARNING_RATES)
-    out = common.open_output(args, NAME)
+    out = cli.open_output(args, NAME)
 
     rows = pd.concat([run_surface_sweep(sweep) for sweep in SURFACE_SWEEPS.values()], ignore_index=True)
-    common.write_csv_atomic(out / "surface_trajectories.csv", rows)
+    cli.write_csv_atomic(out / "surface_trajectories.csv", rows)
     surface_summary = summarise_surfaces(rows)
-    common.write_csv_atomic(out / "surface_summary.csv", surface_summary)
+    cli.write_csv_atomic(out / "surface_summary.csv", surface_summary)
     for name in SURFACE_SWEEPS:
         plot_surface_sweep(rows, name, out / f"lr_{name}.png")
     print(surface_summary[["surface", "learning_rate", "final_loss", "distance_to_minimum", "diverged"]].to_string(index=False))
@@ -407,22 +407,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             learning_rates,
             seed=args.seed,
             tensorboard_root=None if args.no_tensorboard else out / "tensorboard",
-            checkpoint_root=common.checkpoint_dir(out),
+            checkpoint_root=cli.checkpoint_dir(out),
         )
-        common.write_csv_atomic(out / "sweep.csv", sweep)
+        cli.write_csv_atomic(out / "sweep.csv", sweep)
         finals = final_losses(sweep, {p.name: p.classes for p in problems}, args.train_fraction)
-        common.write_csv_atomic(out / "sweep_final.csv", finals)
+        cli.write_csv_atomic(out / "sweep_final.csv", finals)
         ranges = trainable_ranges(finals)
-        common.write_csv_atomic(out / "trainable_ranges.csv", ranges)
+        cli.write_csv_atomic(out / "trainable_ranges.csv", ranges)
         from experiments.toy_surfaces import markdown_table
 
-        common.write_text_atomic(out / "trainable_ranges.md", markdown_table(ranges))
+        cli.write_text_atomic(out / "trainable_ranges.md", markdown_table(ranges))
         plot_model_sweep(finals, out / "lr_sweep.png")
-        common.remove_checkpoints(out)
+        cli.remove_checkpoints(out)
         print(markdown_table(ranges))
     print(f"wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    cli.run_main(main)

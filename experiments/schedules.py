@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.common import (
+from experiments.cli import (
     UsageError,
     add_resume_argument,
     checkpoint_dir,

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from experiments import common
+from experiments import cli
 
 NAME = "toy_surfaces"
 
@@ -267,12 +267,12 @@ def _choices(text: str | None, valid: Sequence[str], what: str) -> list[str]:
     chosen = [item.strip() for item in text.split(",") if item.strip()]
     unknown = [item for item in chosen if item not in valid]
     if unknown or not chosen:
-        raise common.UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid: {', '.join(valid)}")
+        raise cli.UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid: {', '.join(valid)}")
     return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = common.make_parser(NAME, __doc__)
+    parser = cli.make_parser(NAME, __doc__)
     parser.add_argument(
         "--surfaces", help=f"comma-separated runs (default: all): {', '.join(RUNS)}; --quick: {', '.join(QUICK_RUNS)}"
     )
@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--optimizers",
         help=f"comma-separated optimisers (default: all): {', '.join(OPTIMIZERS)}; --quick: {', '.join(QUICK_OPTIMIZERS)}",
     )
-    parser.add_argument("--steps", type=common.positive_int, help="steps for every run (default: each run's own)")
+    parser.add_argument("--steps", type=cli.positive_int, help="steps for every run (default: each run's own)")
     args = parser.parse_args(argv)
     labels = _choices(args.surfaces, list(RUNS), "surface") if args.surfaces or not args.quick else list(QUICK_RUNS)
     optimizers = (
@@ -288,13 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.optimizers or not args.quick
         else list(QUICK_OPTIMIZERS)
     )
-    out = common.prepare_output_dir(args.out or common.default_output_dir(NAME))
+    out = cli.prepare_output_dir(args.out or cli.default_output_dir(NAME))
 
     trajectories = run_all([RUNS[label] for label in labels], optimizers, steps=args.steps)
-    common.write_csv_atomic(out / "trajectories.csv", trajectories)
+    cli.write_csv_atomic(out / "trajectories.csv", trajectories)
     summary = summarise(trajectories)
-    common.write_csv_atomic(out / "final_distances.csv", summary)
-    common.write_text_atomic(out / "final_distances.md", markdown_table(summary))
+    cli.write_csv_atomic(out / "final_distances.csv", summary)
+    cli.write_text_atomic(out / "final_distances.md", markdown_table(summary))
     for label in labels:
         plot_surface(trajectories, label, out / f"surface_{label}.png")
     print(markdown_table(summary[["surface", "optimizer", "learning_rate", "nearest_minimum", "distance_to_minimum", "diverged"]]))
@@ -303,4 +303,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    cli.run_main(main)

@@ -59,7 +59,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from experiments.common import write_json_atomic
+from experiments.cli import write_json_atomic
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import compare_optimizers, results
-from experiments.common import run_main
+from experiments import compare_optimizers, report
+from experiments.cli import run_main
 from tests.experiments.processes import sigkill_when_written
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_quick_run_writes_every_output(tmp_path):
     assert "| moons | adam |" in done.stdout  # the summary table is printed
 
     frame = pd.read_csv(out / "results.csv")
-    assert list(frame.columns) == results.RESULT_COLUMNS
+    assert list(frame.columns) == report.RESULT_COLUMNS
     counts = frame.groupby(["problem", "optimizer", "seed"]).size().to_dict()
     assert counts == {("mnist_mlp", "adam", 0): 1, ("mnist_mlp", "sgd", 0): 1, ("moons", "adam", 0): 50, ("moons", "sgd", 0): 50}
     assert (frame["status"] == "ok").all()
@@ -296,7 +296,7 @@ def test_summary_arithmetic_on_a_hand_made_csv(tmp_path):
         "moons,sgd,1,2,0.68,0.58,0.68,0.62,0.01,2.0,ok\n"
         "moons,sgd,1,3,0.67,0.60,0.67,0.64,0.01,3.0,ok\n"
     )
-    summary = results.summarize(pd.read_csv(csv), {"moons": 0.95})
+    summary = report.summarize(pd.read_csv(csv), {"moons": 0.95})
     assert summary["optimizer"].tolist() == ["adam", "sgd"]  # the order of results.csv
     summary = summary.set_index("optimizer")
     adam, sgd = summary.loc["adam"], summary.loc["sgd"]
@@ -321,7 +321,7 @@ def test_summary_arithmetic_on_a_hand_made_csv(tmp_path):
     assert table.loc["sgd", "epochs to target"] == results.NOT_REACHED
     assert table.loc["sgd", "status"] == "diverged 1/2 (epoch 2)"
     assert table.loc["sgd", "final loss"] == "n/a"
-    one_seed = results.summarize(pd.read_csv(csv).query("seed == 0"), {"moons": 0.95})
+    one_seed = report.summarize(pd.read_csv(csv).query("seed == 0"), {"moons": 0.95})
     assert results.summary_table(one_seed)["final val acc %"].tolist() == ["94.00", "50.00"]
-    partly = results.summarize(pd.read_csv(csv), {"moons": 0.965})
+    partly = report.summarize(pd.read_csv(csv), {"moons": 0.965})
     assert results.summary_table(partly).loc[0, "epochs to target"] == "3.0 (1/2 seeds)"

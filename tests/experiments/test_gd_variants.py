@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from experiments import gd_variants
-from experiments.common import run_main
+from experiments.cli import run_main
 from lab import datasets
 
 

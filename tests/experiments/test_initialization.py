@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from experiments import initialization
-from experiments.common import run_main
+from experiments.cli import run_main
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from experiments import lr_finder as experiment
-from experiments.common import run_main
+from experiments.cli import run_main
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from experiments import lr_sensitivity
-from experiments.common import run_main
+from experiments.cli import run_main
 
 
 @pytest.mark.backend_agnostic

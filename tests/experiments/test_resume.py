@@ -1,4 +1,4 @@
-"""--resume of the training experiments (experiments.common): a SIGKILLed run continues to the same
+"""--resume of the training experiments (experiments.cli): a SIGKILLed run continues to the same
 results, and every misuse is an "error: ..." with exit code 2."""
 
 import json
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from experiments import gd_variants, lr_finder, lr_sensitivity, schedules, weight_decay
-from experiments.common import RUN_FILE, run_main
+from experiments.cli import RUN_FILE, run_main
 from tests.experiments.processes import sigkill_when_written
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -144,7 +144,7 @@ def test_quick_training_records_each_schedule_at_the_end_of_every_epoch(tmp_path
 
 
 def test_bad_input_exits_with_code_2(tmp_path, capsys):
-    from experiments.common import run_main
+    from experiments.cli import run_main
 
     with pytest.raises(SystemExit) as exit_info:
         run_main(experiment.main, ["--quick", "--optimizer", "nosuch", "--out", str(tmp_path)])

@@ -94,7 +94,7 @@ def test_quick_cli_end_to_end(tmp_path):
 
 def test_bad_surface_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        from experiments.common import run_main
+        from experiments.cli import run_main
 
         run_main(toy_surfaces.main, ["--surfaces", "moon", "--out", str(tmp_path)])
     assert exit_info.value.code == 2

@@ -99,7 +99,7 @@ def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
 
 
 def test_negative_weight_decay_is_a_usage_error(tmp_path, capsys):
-    from experiments.common import run_main
+    from experiments.cli import run_main
 
     with pytest.raises(SystemExit) as exit_info:
         run_main(experiment.main, ["--quick", "--weight-decays", "0", "-0.1", "--out", str(tmp_path)])
