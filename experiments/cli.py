@@ -1,18 +1,19 @@
-"""What every experiment's command line shares: flags, output folders, atomic writes, exit codes.
+"""The command line every experiment shares: its flags, run folders, atomic writes, exit codes.
 
 An experiment module declares its runs as data, runs them, and hands DataFrames to its
 summarising and plotting functions. Only its ``main`` prints. Bad input raises ``UsageError``,
 which ``run_main`` turns into a one-line message and exit code 2 -- never a traceback.
 
-Experiments that train keep their output folders resumable the same way::
+Experiments that train share one grammar and keep their output folders resumable the same way::
 
     parser = make_parser(NAME, description)       # --out, --quick
-    add_resume_argument(parser)                   # --resume DIR
+    add_training_arguments(parser, problems=("moons",), optimizers=("sgd", "adam"), seeds=1)
     args = parse_arguments(parser, argv, NAME)    # with --resume: the settings DIR was started with
-    ...validate and declare the runs...
+    problems = resolve_problems(args)             # names or package.module:ATTRIBUTE, --quick applied
+    optimizers = check_optimizers(args.optimizers)
+    ...declare the trials (experiments.grid.Trial)...
     out = open_output(args, NAME)                 # a new folder with run.json, or DIR again
-    ...train each run with train_run(..., checkpoint_dir=checkpoint_dir(out, ...))...
-    remove_checkpoints(out)                       # once every result file is written
+    grid = run_grid(trials, out, **grid_options(args))
 
 A finished run's checkpoint holds its rows, so a resumed experiment gets them back without
 training; an interrupted run continues after its last completed epoch.
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_USAGE = 2
+# settings a resumed run may take anew: they change how it runs, not its numbers
+RESUME_MAY_SET = ("no_progress", "jobs")
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 
@@ -99,6 +102,143 @@ def prepare_output_dir(path: Path) -> Path:
     return path
 
 
+def add_training_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    problems: Sequence[str],
+    optimizers: Sequence[str],
+    seeds: int,
+    strategies: bool = True,
+) -> None:
+    """The flags of every study that trains, with the study's defaults: ``--problems``,
+    ``--optimizers``, ``--seeds``, ``--epochs``, ``--batch-size``, ``--jobs``, ``--resume``,
+    ``--no-tensorboard``, ``--no-progress`` and (with ``strategies``) ``--strategy``,
+    ``--logical-cpus``. Lists are space-separated."""
+    from lab.distribution import STRATEGY_NAMES
+    from lab.problems import PROBLEMS
+    from lab.registry import OPTIMIZERS
+
+    parser.add_argument(
+        "--problems", nargs="+", default=list(problems), metavar="NAME",
+        help=f"problems, of: {', '.join(PROBLEMS)}, or package.module:ATTRIBUTE naming a lab.problems.Problem "
+        f"(default: {' '.join(problems)})",
+    )
+    parser.add_argument(
+        "--optimizers", nargs="+", default=list(optimizers), metavar="SPEC",
+        help=f"optimizer specs: a name, of: {', '.join(OPTIMIZERS)}; or keras:NAME (a Keras built-in, e.g. "
+        "keras:Muon) or package.module:Class; each with optional overrides of its constructor arguments, e.g. "
+        f"sgd momentum:momentum=0.95 adam:learning_rate=3e-4 (default: {' '.join(optimizers)})",
+    )
+    parser.add_argument("--seeds", type=positive_int, default=seeds, metavar="N", help=f"seeds 0..N-1 (default: {seeds})")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="epochs of every run (default: each problem's own)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="batch size of every run (default: each problem's own)")
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, metavar="N",
+        help="train N runs at a time, each in its own process; the numbers are those of --jobs 1 (default: 1)",
+    )
+    add_resume_argument(parser)
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if strategies:
+        parser.add_argument(
+            "--strategy", choices=STRATEGY_NAMES, default="none",
+            help="train each run under a distribution strategy: mirrored (all local GPUs; on JAX "
+            "keras.distribution.DataParallel), multiworker (TensorFlow, a cluster described by TF_CONFIG on every "
+            "worker); --batch-size is the global batch (default: none)",
+        )
+        parser.add_argument(
+            "--logical-cpus", type=positive_int, default=None, metavar="N",
+            help="with --strategy mirrored on a machine without GPUs: split the CPU into N devices",
+        )
+
+
+def resolve_problems(args: argparse.Namespace) -> list:
+    """``--problems`` as ``lab.problems.Problem`` objects (``--quick``'s versions with ``--quick``)."""
+    from lab.problems import resolve
+
+    problems = []
+    for name in args.problems:
+        try:
+            problem = resolve(name)
+        except ValueError as error:
+            raise UsageError(f"--problems: {error}") from None
+        problems.append(problem.quick_version() if args.quick else problem)
+    names = [problem.name for problem in problems]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--problems lists the same problem twice: {', '.join(names)}")
+    return problems
+
+
+def check_optimizers(specs: Sequence[str], flag: str = "--optimizers") -> list[str]:
+    """Each spec parsed and built once (bad names and values fail now, not mid-run); their labels."""
+    from lab.registry import parse_spec
+
+    labels = []
+    for text in specs:
+        try:
+            labels.append(parse_spec(text).label)
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"{flag} {text!r}: {error}") from None
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"{flag} lists the same optimizer twice: {', '.join(labels)}")
+    return labels
+
+
+def grid_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``run_grid``'s keyword arguments from the training flags (the strategy is created here,
+    before anything runs on the backend: it fixes the devices)."""
+    from lab.distribution import make_strategy
+
+    strategy = getattr(args, "strategy", "none")
+    if args.jobs > 1 and strategy != "none":
+        raise UsageError("--jobs and --strategy cannot be combined: a strategy trains one run on all the devices")
+    try:
+        distributed = make_strategy(strategy, logical_cpus=getattr(args, "logical_cpus", None))
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--strategy {strategy}: {error}") from None
+    if distributed.num_workers > 1 and args.resume is not None:
+        raise UsageError("--resume is not supported with --strategy multiworker: restart the run")
+    return {"jobs": args.jobs, "distributed": distributed, "progress": not args.no_progress,
+            "tensorboard": not args.no_tensorboard}
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers of a run depend on: backend, versions, processor and thread count.
+
+    Results repeat exactly on the same machine and backend; on another processor or backend
+    they agree to float32 precision only (the order of floating-point sums differs)."""
+    import platform
+
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    for module in {"jax": ("jax",), "tensorflow": ("tensorflow",), "torch": ("torch",)}.get(backend, ()):
+        versions[module] = __import__(module).__version__
+    return {
+        "backend": backend,
+        "versions": versions,
+        "processor": _processor_name(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }
+
+
+def _processor_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def read_run_info(folder: Path, experiment: str, flag: str) -> dict:
     """``folder/run.json`` of a run of ``experiment``, else ``UsageError`` saying what is wrong."""
     path = Path(folder) / RUN_FILE
@@ -155,7 +295,7 @@ def parse_arguments(
     given = [
         "--" + name.replace("_", "-")
         for name, value in vars(args).items()
-        if name != "resume" and value != parser.get_default(name)
+        if name not in ("resume", *RESUME_MAY_SET) and value != parser.get_default(name)
     ]
     if given:
         raise UsageError(f"--resume takes every setting from {args.resume}/{RUN_FILE}; drop {' '.join(given)}")
@@ -164,6 +304,9 @@ def parse_arguments(
     check_same_backend(info, folder)
     resumed = parser.parse_args(info.get("arguments", []))
     resumed.out, resumed.resume, resumed.command_line = folder, folder, info.get("arguments", [])
+    for name in RESUME_MAY_SET:
+        if hasattr(args, name):
+            setattr(resumed, name, getattr(args, name))
     return resumed
 
 
@@ -179,9 +322,7 @@ def open_output(args: argparse.Namespace, experiment: str) -> Path:
     if (out / RUN_FILE).exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} to continue it or choose another --out")
     prepare_output_dir(out)
-    import keras
-
-    info = {"experiment": experiment, "arguments": args.command_line, "backend": keras.backend.backend()}
+    info = {"experiment": experiment, "arguments": args.command_line, **machine_info()}
     write_json_atomic(out / RUN_FILE, info)
     return out
 

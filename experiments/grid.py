@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.cli import write_csv_atomic
+from experiments.cli import UsageError, write_csv_atomic
 from lab.problems import PROTOCOLS, Problem, protocol_view
 
 RESULTS_FILE = "results.csv"
@@ -129,9 +129,14 @@ class DataCache:
         self._splits: dict[str, Any] = {}
 
     def __call__(self, problem: Problem):
+        from lab.datasets import MnistChecksumError, MnistNotFoundError
+
         key = repr(problem.data)
         if key not in self._splits:
-            self._splits[key] = problem.split()
+            try:
+                self._splits[key] = problem.split()
+            except (MnistChecksumError, MnistNotFoundError) as error:
+                raise UsageError(f"cannot load MNIST: {error}") from None
         return self._splits[key]
 
 

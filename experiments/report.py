@@ -6,11 +6,13 @@ for the moons decision boundaries, ``boundaries.csv`` (probability of class 1 on
 trains: a finished comparison is re-summarised and re-plotted from its folder
 (``python -m experiments.compare_optimizers --replot DIR``).
 
-Per run (problem, optimizer, seed):
-    final validation accuracy and training loss (the last row), best validation accuracy (the
-    maximum over epochs), the first epoch whose validation accuracy is >= the target and the
-    cumulative seconds at that epoch, the wall time (seconds of the last row), and whether it
-    diverged (status of the last row) and at which epoch.
+Per run (problem, optimizer, seed), scored by the problem's ``Target`` (``val_<monitor>``: the
+validation accuracy, or the validation loss of a problem without metrics):
+    the final validation score and training loss (the last row), the first epoch whose score
+    reaches the target and the cumulative seconds at that epoch, the wall time (seconds of the
+    last row), and whether it diverged (status of the last row) and at which epoch. No best
+    epoch is picked: under the notebooks' protocol the validation data are the test set, and
+    nothing that selects may read it.
 Per problem x optimizer: the mean and the sample standard deviation (ddof=1) of those over the
 seeds (undefined, "n/a", when a seed's value is NaN, as a diverged run's loss is); epochs and
 seconds to the target are averaged over the seeds that reached it, and ``reached`` counts them.
@@ -19,6 +21,7 @@ seconds to the target are averaged over the seeds that reached it, and ``reached
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,30 +29,44 @@ import pandas as pd
 
 KEYS = ["problem", "optimizer"]
 RUN_KEYS = ["problem", "optimizer", "seed"]
-RESULT_COLUMNS = [
-    "problem",
-    "optimizer",
-    "seed",
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "learning_rate",
-    "seconds",
-    "status",
-]
 NOT_REACHED = "not reached"
 
 
-def per_run(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
-    """One row per run: final/best accuracy, final loss, epochs/seconds to target, divergence."""
+@dataclass(frozen=True)
+class Target:
+    """What a problem's runs are scored by: ``val_<monitor>`` and the value to reach."""
+
+    monitor: str
+    value: float | None
+    higher_is_better: bool = True
+
+    @classmethod
+    def of(cls, problem, value: float | None = None) -> "Target":
+        """A ``lab.problems.Problem``'s target (``value`` replaces the problem's own)."""
+        return cls(problem.monitor, problem.target if value is None else value, problem.higher_is_better)
+
+    def reached(self, values: pd.Series) -> pd.Series:
+        if self.value is None:
+            return pd.Series(False, index=values.index)
+        return values >= self.value if self.higher_is_better else values <= self.value
+
+    def describe(self) -> str:
+        if self.value is None:
+            return "none"
+        if self.monitor == "accuracy":
+            return f"{self.value * 100:g}% val accuracy"
+        return f"val {self.monitor} {'>=' if self.higher_is_better else '<='} {self.value:g}"
+
+
+def per_run(results: pd.DataFrame, targets: Mapping[str, Target]) -> pd.DataFrame:
+    """One row per run: final validation score and loss, epochs/seconds to target, divergence."""
     rows = []
     for (problem, optimizer, seed), run in results.groupby(RUN_KEYS, sort=False):
         run = run.sort_values("epoch", kind="stable")
-        target = float(targets[problem])
+        target = targets[problem]
         last = run.iloc[-1]
-        reached = run[run["val_accuracy"] >= target]
+        monitored = run[f"val_{target.monitor}"]
+        reached = run[target.reached(monitored)]
         diverged = last["status"] == "diverged"
         rows.append(
             {
@@ -57,10 +74,10 @@ def per_run(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame
                 "optimizer": optimizer,
                 "seed": seed,
                 "epochs": int(last["epoch"]),
-                "final_val_accuracy": float(last["val_accuracy"]),
-                "best_val_accuracy": float(run["val_accuracy"].max()),
+                "monitor": target.monitor,
+                "final_val": float(monitored.iloc[-1]),
                 "final_loss": float(last["loss"]),
-                "target": target,
+                "target": target.value,
                 "epochs_to_target": float(reached["epoch"].iloc[0]) if len(reached) else np.nan,
                 "seconds_to_target": float(reached["seconds"].iloc[0]) if len(reached) else np.nan,
                 "wall_seconds": float(last["seconds"]),
@@ -71,13 +88,14 @@ def per_run(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def summarize(results: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
+def summarize(results: pd.DataFrame, targets: Mapping[str, Target]) -> pd.DataFrame:
     """Per problem x optimizer, in the order of first appearance in ``results``."""
     runs = per_run(results, targets)
     out = []
     for (problem, optimizer), group in runs.groupby(KEYS, sort=False):
-        row = {"problem": problem, "optimizer": optimizer, "seeds": len(group), "target": group["target"].iloc[0]}
-        for column in ["final_val_accuracy", "best_val_accuracy", "final_loss", "wall_seconds"]:
+        row = {"problem": problem, "optimizer": optimizer, "seeds": len(group), "monitor": group["monitor"].iloc[0],
+               "target": group["target"].iloc[0]}
+        for column in ["final_val", "final_loss", "wall_seconds"]:
             # a diverged seed's NaN loss makes the mean undefined ("n/a"), not the mean of the rest
             row[f"{column}_mean"] = group[column].mean(skipna=False)
             row[f"{column}_std"] = group[column].std(ddof=1) if len(group) > 1 else np.nan
@@ -113,17 +131,19 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         status = "ok"
         if s["diverged"]:
             status = f"diverged {s['diverged']}/{s['seeds']} (epoch {s['diverged_epochs']})"
+        percent = s["monitor"] == "accuracy"
+        final = _mean_std(s["final_val_mean"], s["final_val_std"], 100 if percent else 1, 2 if percent else 4)
+        target = "none" if pd.isna(s["target"]) else (f"{s['target'] * 100:g}%" if percent else f"{s['target']:g}")
         rows.append(
             {
                 "problem": s["problem"],
                 "optimizer": s["optimizer"],
                 "seeds": s["seeds"],
-                "final val acc %": _mean_std(s["final_val_accuracy_mean"], s["final_val_accuracy_std"], 100),
-                "best val acc %": _mean_std(s["best_val_accuracy_mean"], s["best_val_accuracy_std"], 100),
+                "final val": f"{s['monitor']} {final}{' %' if percent else ''}",
                 "final loss": _mean_std(s["final_loss_mean"], s["final_loss_std"], 1, 4),
                 "epochs to target": epochs,
                 "seconds to target": seconds,
-                "target %": f"{s['target'] * 100:g}",
+                "target": target,
                 "wall s": _mean_std(s["wall_seconds_mean"], s["wall_seconds_std"], 1, 1),
                 "status": status,
             }
@@ -151,19 +171,19 @@ def _pyplot():
     return plt
 
 
-def plot_curves(results: pd.DataFrame, problem: str, path: Path) -> Path:
-    """Training loss and validation accuracy per epoch: the mean over seeds, a min-max band."""
+def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = "accuracy") -> Path:
+    """Training loss and the validation ``monitor`` per epoch: the mean over seeds, a min-max band."""
     plt = _pyplot()
     data = results[results["problem"] == problem]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for optimizer, group in data.groupby("optimizer", sort=False):
         by_epoch = group.groupby("epoch")
-        for axis, column in ((loss_axis, "loss"), (accuracy_axis, "val_accuracy")):
+        for axis, column in ((loss_axis, "loss"), (accuracy_axis, f"val_{monitor}")):
             stats = by_epoch[column].agg(["mean", "min", "max"])
             (line,) = axis.plot(stats.index, stats["mean"], label=optimizer)
             axis.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
     loss_axis.set(title=f"{problem}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
-    accuracy_axis.set(title=f"{problem}: validation accuracy", xlabel="epoch", ylabel="accuracy")
+    accuracy_axis.set(title=f"{problem}: validation {monitor}", xlabel="epoch", ylabel=monitor)
     accuracy_axis.legend(title="mean, band = min-max over seeds", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -183,7 +203,8 @@ def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
         for bar, (_, row) in zip(bars, rows.iterrows()):
             label = NOT_REACHED if row["reached"] == 0 else f"{row['seconds_to_target_mean']:.1f}s"
             axis.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
-        axis.set(title=f"{problem}: seconds to {rows['target'].iloc[0] * 100:g}% val accuracy", ylabel="seconds")
+        target = Target(rows["monitor"].iloc[0], rows["target"].iloc[0])
+        axis.set(title=f"{problem}: seconds to {target.describe()}", ylabel="seconds")
         axis.tick_params(axis="x", labelrotation=20)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -9,6 +9,11 @@ A *spec* is a registry name with optional overrides of constructor arguments::
 Values are parsed as Python literals (numbers, ``true``/``false``, ``none``, quoted strings);
 anything else is kept as a bare string (``momentum_style=heavy_ball``).
 
+Beside the lab's names, a spec may name any Keras optimiser by import path, with the same
+overrides: ``keras:NAME`` is ``keras.optimizers.NAME`` (``keras:Muon``, ``keras:Adam:beta_1=0.8``)
+and ``package.module:Class`` a user's own ``keras.optimizers.Optimizer`` subclass; these take
+their class's own defaults.
+
 Defaults follow notebook 003: SGD 0.01, momentum = SGD 0.01 with 0.9, RMSprop 0.001,
 Adam 0.001. The others use Keras's defaults (AdamW, Nadam 0.001; Adagrad 0.001; Lion 0.001).
 """
@@ -16,6 +21,7 @@ Adam 0.001. The others use Keras's defaults (AdamW, Nadam 0.001; Adagrad 0.001; 
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,9 +59,38 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
 }
 
 
+def _is_import_path(name: str) -> bool:
+    return name.startswith("keras:") or ":" in name
+
+
+def optimizer_class(name: str) -> type[keras.optimizers.Optimizer]:
+    """The class of a registry name, ``keras:NAME`` or ``package.module:Class``; ``ValueError``
+    saying what is wrong otherwise."""
+    if not _is_import_path(name):
+        if name not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}, "
+                "keras:NAME (a Keras built-in) or package.module:Class"
+            )
+        return OPTIMIZERS[name].cls
+    module_name, _, attribute = name.partition(":")
+    if module_name == "keras":
+        module_name = "keras.optimizers"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"optimizer {name!r}: cannot import {module_name!r}: {error}") from None
+    cls = getattr(module, attribute, None)
+    if cls is None:
+        raise ValueError(f"optimizer {name!r}: {module_name} has no attribute {attribute!r}")
+    if not (isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer)):
+        raise ValueError(f"optimizer {name!r} is not a keras.optimizers.Optimizer subclass")
+    return cls
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """A parsed spec: the registry name and the overrides given on the command line."""
+    """A parsed spec: the registry name (or import path) and the overrides given with it."""
 
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +104,8 @@ class OptimizerSpec:
 
     def arguments(self) -> dict[str, Any]:
         """The constructor arguments: the entry's defaults updated by the overrides."""
-        arguments = {**OPTIMIZERS[self.name].defaults, **self.overrides}
+        defaults = {} if _is_import_path(self.name) else OPTIMIZERS[self.name].defaults
+        arguments = {**defaults, **self.overrides}
         rate = arguments.get("learning_rate")
         if isinstance(rate, int) and not isinstance(rate, bool):
             arguments["learning_rate"] = float(rate)  # "learning_rate=10": Keras accepts only floats
@@ -77,7 +113,7 @@ class OptimizerSpec:
 
     def build(self, **extra: Any) -> keras.optimizers.Optimizer:
         """A fresh optimiser; ``extra`` (e.g. a schedule as ``learning_rate``) wins over both."""
-        return OPTIMIZERS[self.name].cls(**{**self.arguments(), **extra})
+        return optimizer_class(self.name)(**{**self.arguments(), **extra})
 
 
 def _parse_value(text: str) -> Any:
@@ -93,11 +129,17 @@ def _parse_value(text: str) -> Any:
 
 
 def parse_spec(spec: str) -> OptimizerSpec:
-    """Parse ``name[:key=value,...]``; ``ValueError`` names what is wrong and what is valid."""
+    """Parse ``name[:key=value,...]`` (``name`` may be ``keras:NAME`` or ``package.module:Class``);
+    ``ValueError`` names what is wrong and what is valid."""
     name, _, rest = spec.strip().partition(":")
-    name = name.strip().lower()
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
+    name = name.strip()
+    first_override = rest.split(":")[0]
+    if name == "keras" or "." in name or (name.lower() not in OPTIMIZERS and rest and "=" not in first_override):
+        attribute, _, rest = rest.partition(":")
+        name = f"{name}:{attribute.strip()}"
+    else:
+        name = name.lower()
+    cls = optimizer_class(name)
     overrides: dict[str, Any] = {}
     if rest.strip():
         for item in rest.split(","):
@@ -106,12 +148,11 @@ def parse_spec(spec: str) -> OptimizerSpec:
             if not equals or not key or not value.strip():
                 raise ValueError(f"malformed override {item!r} in {spec!r}; expected key=value, e.g. adam:learning_rate=3e-4")
             overrides[key] = _parse_value(value)
-    entry = OPTIMIZERS[name]
-    valid = _constructor_arguments(entry.cls)
+    valid = _constructor_arguments(cls)
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(
-            f"unknown argument {', '.join(map(repr, unknown))} for {name} ({entry.class_name}); "
+            f"unknown argument {', '.join(map(repr, unknown))} for {name} ({cls.__name__}); "
             f"valid arguments: {', '.join(sorted(valid))}"
         )
     parsed = OptimizerSpec(name, overrides)

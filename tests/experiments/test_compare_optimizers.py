@@ -69,7 +69,8 @@ def test_quick_run_writes_every_output(tmp_path):
     assert "| moons | adam |" in done.stdout  # the summary table is printed
 
     frame = pd.read_csv(out / "results.csv")
-    assert list(frame.columns) == report.RESULT_COLUMNS
+    assert list(frame.columns) == ["problem", "optimizer", "seed", "epoch", "loss", "accuracy", "val_loss",
+                                   "val_accuracy", "learning_rate", "seconds", "status"]  # fmt: skip
     counts = frame.groupby(["problem", "optimizer", "seed"]).size().to_dict()
     assert counts == {("mnist_mlp", "adam", 0): 1, ("mnist_mlp", "sgd", 0): 1, ("moons", "adam", 0): 50, ("moons", "sgd", 0): 50}
     assert (frame["status"] == "ok").all()
@@ -81,6 +82,7 @@ def test_quick_run_writes_every_output(tmp_path):
 
     info = json.loads((out / "run.json").read_text())
     assert info["experiment"] == "compare_optimizers" and info["backend"] == os.environ["KERAS_BACKEND"]
+    assert info["processor"] and info["threads"] >= 1 and info["versions"]["keras"]
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 4 and set(summary["seeds"]) == {1}
     for name in ["summary.md", "report.md"]:
@@ -201,7 +203,7 @@ def test_corrupt_mnist_names_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--problems", "cifar"], "unknown problem 'cifar'; valid problems: mnist_mlp, mnist_cnn, moons"),
+        (["--problems", "cifar"], "unknown problem 'cifar'; valid problems: mnist_mlp, moons, mnist_cnn, digits"),
         (["--optimizers", "adam:learnin_rate=1"], "unknown argument 'learnin_rate' for adam"),
         (["--optimizers", "adam:learning_rate"], "malformed override"),
         (["--optimizers", "adam:learning_rate=-1"], "learning_rate"),
@@ -209,7 +211,11 @@ def test_corrupt_mnist_names_the_file(tmp_path):
         (["--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
         (["--batch-size", "-3"], "--batch-size: expected a positive integer"),
         (["--seeds", "0"], "--seeds: expected a positive integer"),
-        (["--target-accuracy", "1.5"], "--target-accuracy must be in (0, 1]"),
+        (["--target-accuracy", "1.5"], "--target must be in (0, 1] for an accuracy"),
+        (["--problems", "no_such_module:PROBLEM"], "cannot import 'no_such_module'"),
+        (["--problems", "lab.problems:PROTOCOLS"], "is a tuple, not a lab.problems.Problem"),
+        (["--optimizers", "keras:NoSuchOptimizer"], "keras.optimizers has no attribute 'NoSuchOptimizer'"),
+        (["--optimizers", "lab.problems:Problem"], "is not a keras.optimizers.Optimizer subclass"),
         (["--jobs", "0"], "--jobs: expected a positive integer"),
         (["--jobs", "2", "--strategy", "mirrored"], "--jobs and --strategy cannot be combined"),
     ],
@@ -239,8 +245,8 @@ def test_resume_needs_a_run_of_this_experiment(tmp_path, capsys):
 
 
 def test_resume_takes_its_settings_from_the_folder(tmp_path, capsys):
-    spec = compare_optimizers.Spec(problems=("moons",), optimizers=("adam",), seeds=1, epochs=1)
-    (tmp_path / "run.json").write_text(json.dumps({"experiment": "compare_optimizers", "spec": spec.to_json(), "backend": "tensorflow"}))
+    arguments = ["--problems", "moons", "--optimizers", "adam", "--seeds", "1", "--epochs", "1"]
+    (tmp_path / "run.json").write_text(json.dumps({"experiment": "compare_optimizers", "arguments": arguments, "backend": "tensorflow"}))
     code, err = _in_process(["--resume", str(tmp_path), "--epochs", "3"], capsys)
     assert code == 2 and "drop --epochs" in err
 
@@ -263,18 +269,21 @@ def test_help_documents_every_flag_with_defaults(capsys):
     assert "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, nadam, lion" in " ".join(text.split())
 
 
-def test_spec_applies_per_problem_defaults():
-    spec = compare_optimizers.Spec()
-    runs = spec.runs()
-    assert len(runs) == 2 * 4 * 3
-    mnist = [r for r in runs if r.problem == "mnist_mlp"]
-    moons = [r for r in runs if r.problem == "moons"]
-    assert {(r.epochs, r.batch_size) for r in mnist} == {(10, 32)}
-    assert {(r.epochs, r.batch_size) for r in moons} == {(200, None)}
-    quick = compare_optimizers.Spec(quick=True, seeds=1)
-    assert {(r.problem, r.epochs) for r in quick.runs()} == {("mnist_mlp", 1), ("moons", 50)}
-    assert compare_optimizers.Spec(epochs=7, batch_size=64).runs()[-1].epochs == 7
-    assert compare_optimizers.Spec.from_json(spec.to_json()) == spec
+def test_trials_apply_per_problem_defaults():
+    from lab.problems import PROBLEMS
+
+    problems = [PROBLEMS[name] for name in compare_optimizers.DEFAULT_PROBLEMS]
+    trials = compare_optimizers.declare_trials(problems, compare_optimizers.DEFAULT_OPTIMIZERS, 3)
+    assert len(trials) == 2 * 4 * 3
+    assert [t.key for t in trials[:2]] == [("mnist_mlp", "sgd", "0"), ("mnist_mlp", "sgd", "1")]
+    assert str(trials[-1].folder) == "moons/adam/seed2"
+    mnist = [t for t in trials if t.problem.name == "mnist_mlp"]
+    moons = [t for t in trials if t.problem.name == "moons"]
+    assert {(t.epochs_to_run, t.problem.batch_size) for t in mnist} == {(10, 32)}
+    assert {(t.epochs_to_run, t.problem.batch_size) for t in moons} == {(200, None)}
+    quick = compare_optimizers.declare_trials([p.quick_version() for p in problems], ["adam"], 1)
+    assert {(t.problem.name, t.epochs_to_run) for t in quick} == {("mnist_mlp", 1), ("moons", 50)}
+    assert compare_optimizers.declare_trials(problems, ["adam"], 1, epochs=7)[-1].epochs_to_run == 7
 
 
 # --- summary arithmetic on a hand-made CSV ------------------------------------------------------
@@ -296,14 +305,14 @@ def test_summary_arithmetic_on_a_hand_made_csv(tmp_path):
         "moons,sgd,1,2,0.68,0.58,0.68,0.62,0.01,2.0,ok\n"
         "moons,sgd,1,3,0.67,0.60,0.67,0.64,0.01,3.0,ok\n"
     )
-    summary = report.summarize(pd.read_csv(csv), {"moons": 0.95})
+    summary = report.summarize(pd.read_csv(csv), {"moons": report.Target("accuracy", 0.95)})
     assert summary["optimizer"].tolist() == ["adam", "sgd"]  # the order of results.csv
     summary = summary.set_index("optimizer")
     adam, sgd = summary.loc["adam"], summary.loc["sgd"]
     assert adam["seeds"] == 2
-    assert adam["final_val_accuracy_mean"] == pytest.approx((0.94 + 0.97) / 2)
-    assert adam["final_val_accuracy_std"] == pytest.approx(np.std([0.94, 0.97], ddof=1))
-    assert adam["best_val_accuracy_mean"] == pytest.approx((0.96 + 0.97) / 2)
+    assert adam["monitor"] == "accuracy"
+    assert adam["final_val_mean"] == pytest.approx((0.94 + 0.97) / 2)
+    assert adam["final_val_std"] == pytest.approx(np.std([0.94, 0.97], ddof=1))
     assert adam["final_loss_mean"] == pytest.approx(0.25)
     assert adam["reached"] == 2
     assert adam["epochs_to_target_mean"] == pytest.approx((2 + 3) / 2)
@@ -312,16 +321,18 @@ def test_summary_arithmetic_on_a_hand_made_csv(tmp_path):
     assert adam["diverged"] == 0
     assert sgd["reached"] == 0 and np.isnan(sgd["epochs_to_target_mean"])
     assert sgd["diverged"] == 1 and sgd["diverged_epochs"] == "2"
-    assert sgd["best_val_accuracy_mean"] == pytest.approx((0.50 + 0.64) / 2)
     assert np.isnan(sgd["final_loss_mean"])  # seed 0's loss is NaN: no mean over the other seed alone
 
-    table = results.summary_table(summary.reset_index()).set_index("optimizer")
-    assert table.loc["adam", "final val acc %"] == "95.50 ± 2.12"
+    table = report.summary_table(summary.reset_index()).set_index("optimizer")
+    assert table.loc["adam", "final val"] == "accuracy 95.50 ± 2.12 %"
     assert table.loc["adam", "epochs to target"] == "2.5"
-    assert table.loc["sgd", "epochs to target"] == results.NOT_REACHED
+    assert table.loc["sgd", "epochs to target"] == report.NOT_REACHED
     assert table.loc["sgd", "status"] == "diverged 1/2 (epoch 2)"
     assert table.loc["sgd", "final loss"] == "n/a"
-    one_seed = report.summarize(pd.read_csv(csv).query("seed == 0"), {"moons": 0.95})
-    assert results.summary_table(one_seed)["final val acc %"].tolist() == ["94.00", "50.00"]
-    partly = report.summarize(pd.read_csv(csv), {"moons": 0.965})
-    assert results.summary_table(partly).loc[0, "epochs to target"] == "3.0 (1/2 seeds)"
+    one_seed = report.summarize(pd.read_csv(csv).query("seed == 0"), {"moons": report.Target("accuracy", 0.95)})
+    assert report.summary_table(one_seed)["final val"].tolist() == ["accuracy 94.00 %", "accuracy 50.00 %"]
+    partly = report.summarize(pd.read_csv(csv), {"moons": report.Target("accuracy", 0.965)})
+    assert report.summary_table(partly).loc[0, "epochs to target"] == "3.0 (1/2 seeds)"
+    # a loss target: lower is better
+    by_loss = report.summarize(pd.read_csv(csv), {"moons": report.Target("loss", 0.35, higher_is_better=False)})
+    assert by_loss.set_index("optimizer").loc["adam", "epochs_to_target_mean"] == pytest.approx((3 + 2) / 2)
