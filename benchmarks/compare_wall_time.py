@@ -60,32 +60,33 @@ def time_main_job(job_arguments: list[str], out: Path, backend: str | None) -> f
 
 
 def straightforward_runs(job_arguments: list[str]) -> list[dict[str, Any]]:
-    """In the worker: every run of the job's spec with plain ``model.fit``; final val accuracy each."""
+    """In the worker: every trial of the job's arguments with plain ``model.fit``; final val accuracy each."""
     import keras
 
+    from experiments import cli
     from experiments import compare_optimizers as job
-    from lab.registry import parse_spec
+    from experiments.grid import DataCache, build_optimizer
+    from lab.problems import protocol_view
 
-    spec = job.check_spec(job._spec_from_args(job.build_parser().parse_args(job_arguments)))
-    data = job.DataCache(spec.quick)
+    args = job.build_parser().parse_args(job_arguments)
+    seeds = args.seeds if "--seeds" in job_arguments or not args.quick else 1
+    trials = job.declare_trials(cli.resolve_problems(args), cli.check_optimizers(args.optimizers), seeds,
+                                args.epochs, args.batch_size)
+    data = DataCache()
     rows = []
-    for run in spec.runs():
+    for trial in trials:
         keras.backend.clear_session()
-        problem = job.PROBLEMS[run.problem]
-        parsed = parse_spec(run.optimizer)
-        overrides = {}
-        if problem.learning_rate is not None and "learning_rate" not in parsed.overrides:
-            overrides["learning_rate"] = problem.learning_rate
-        split = data(run.problem)
-        keras.utils.set_random_seed(run.seed)
-        model = job.build_model(run.problem, run.seed)
-        model.compile(optimizer=parsed.build(**overrides), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        split = protocol_view(data(trial.problem), trial.protocol)
+        optimizer = build_optimizer(trial)
+        keras.utils.set_random_seed(trial.seed)
+        model = trial.problem.model(trial.seed)
+        model.compile(optimizer=optimizer, loss=trial.problem.loss, metrics=list(trial.problem.metrics))
         start = time.perf_counter()
-        history = model.fit(split.x_train, split.y_train, batch_size=run.batch_size or len(split.x_train),
-                            epochs=run.epochs, validation_data=(split.x_test, split.y_test), verbose=0)
-        rows.append({"problem": run.problem, "optimizer": run.optimizer, "seed": run.seed,
-                     "epochs": run.epochs, "val_accuracy": float(history.history["val_accuracy"][-1]),
+        batch_size = trial.batch_size or trial.problem.batch_size or len(split.x_train)
+        history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=trial.epochs_to_run,
+                            validation_data=(split.x_val, split.y_val), verbose=0)
+        rows.append({"problem": trial.problem.name, "optimizer": trial.optimizer, "seed": trial.seed,
+                     "epochs": trial.epochs_to_run, "val_accuracy": float(history.history["val_accuracy"][-1]),
                      "seconds": time.perf_counter() - start})
     return rows
 
