@@ -102,6 +102,19 @@ def prepare_output_dir(path: Path) -> Path:
     return path
 
 
+def prefer_jax_backend() -> None:
+    """Use JAX when ``KERAS_BACKEND`` is unset and JAX is installed: on a small CPU it trains the
+    lab's models several times faster than TensorFlow, mostly through lower per-step overhead.
+
+    Only a command line's entry point calls this, before Keras is imported (``if __name__ ==
+    "__main__"``); importing a module of the lab never changes the backend of a process.
+    """
+    import importlib.util
+
+    if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("jax") is not None:
+        os.environ["KERAS_BACKEND"] = "jax"
+
+
 def add_training_arguments(
     parser: argparse.ArgumentParser,
     *,

@@ -32,11 +32,10 @@ Numbers are reproducible on the same backend (``seconds`` aside), not across bac
 
 from __future__ import annotations
 
-import importlib.util
-import os
+if __name__ == "__main__":  # the command line's default backend, chosen before Keras is imported
+    from experiments.cli import prefer_jax_backend
 
-if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("jax") is not None:
-    os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported; see the module docstring
+    prefer_jax_backend()
 
 from collections.abc import Sequence
 from pathlib import Path

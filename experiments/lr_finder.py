@@ -1,17 +1,18 @@
 """The learning-rate range test for each optimiser, then short trainings at what it suggests.
 
 Notebook 004's exercise 2 ("train with exponentially increasing LRs, plot loss vs LR to find the
-sweet spot") on both of the lab's classification problems, with ``callbacks.find_lr``:
+sweet spot") on any of the lab's problems (or a user's own), with ``lab.callbacks.find_lr``:
 
-1. For each problem (make_moons, the MNIST MLP) and optimiser (sgd, momentum, rmsprop, adam from
-   the registry), a seeded model is swept from ``--start-lr`` to ``--end-lr`` geometrically over
-   ``--num-steps`` training steps (stopping early once the smoothed loss exceeds 4x its minimum).
-   Every suggestion rule of ``callbacks.lr_finder`` is recorded; ``--method`` picks the one used
-   for training (default ``minimum/10``, a tenth of the rate at the lowest smoothed loss; on these
-   problems fastai's ``valley`` lands at the very start of the descent, often below the defaults).
-2. The same seeded model is then trained for a few epochs at the suggested rate and at the
-   notebooks' default rate: notebook 004's 0.01 for every optimiser on moons (full batch), and
-   notebook 003's SGD 0.01, momentum 0.01, RMSprop 0.001, Adam 0.001 on MNIST (batch 32).
+1. For each problem (default: make_moons and the MNIST MLP on a 20,000-image subset) and optimiser
+   (sgd, momentum, rmsprop, adam from the registry, or any spec), a seeded model is swept from
+   ``--start-lr`` to ``--end-lr`` geometrically over ``--num-steps`` training steps on the
+   problem's training part (stopping early once the smoothed loss exceeds 4x its minimum). Every
+   suggestion rule of ``lab.callbacks.lr_finder`` is recorded; ``--method`` picks the one used for
+   training (default ``minimum/10``, a tenth of the rate at the lowest smoothed loss).
+2. The same seeded models are then trained (``--seeds``) at the suggested rate and at the default
+   rate (the problem's, else the registry's: notebook 004's 0.01 for every optimiser on moons,
+   notebook 003's rates on MNIST), under the held-out protocol: trained on the training part,
+   validated on the validation part, so the comparison reads no test data.
 
 Writes ``range_test.csv`` (problem, optimizer, step, learning_rate, loss, smoothed_loss),
 ``suggestions.csv``, ``range_test.png``, ``results.csv`` (one row per training epoch),
@@ -19,71 +20,34 @@ Writes ``range_test.csv`` (problem, optimizer, step, learning_rate, loss, smooth
 
     python -m experiments.lr_finder
     python -m experiments.lr_finder --quick
+    python -m experiments.lr_finder --problems digits mymodule:PROBLEM --optimizers sgd keras:Adam
 """
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the command line's default backend, chosen before Keras is imported
+    from experiments.cli import prefer_jax_backend
+
+    prefer_jax_backend()
+
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from experiments.cli import (
-    UsageError,
-    add_resume_argument,
-    checkpoint_dir,
-    make_parser,
-    open_output,
-    parse_arguments,
-    positive_float,
-    positive_int,
-    remove_checkpoints,
-    run_main,
-    write_csv_atomic,
-)
+from experiments import cli
+from experiments.grid import DataCache, Trial, build_optimizer, run_grid
+from lab.problems import Problem, mnist_split, protocol_view
 
 NAME = "lr_finder"
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 PROBLEMS = ("moons", "mnist_mlp")
 QUICK_OPTIMIZERS = ("sgd", "adam")
 SETTINGS = ("default", "suggested")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A data set + model with its batch size, training length and the notebooks' rates."""
-
-    name: str
-    batch_size: int | None  # None = full batch
-    epochs: int
-    default_learning_rates: dict[str, float] = field(default_factory=dict, hash=False)
-    subset: int | None = None  # MNIST training examples (None = all 60000)
-
-    def data(self):
-        from lab import datasets
-
-        if self.name == "moons":
-            return datasets.load_moons()
-        return datasets.mnist_arrays(flatten=True, subset=self.subset)
-
-    def model(self, seed: int):
-        from lab import models
-
-        return models.moons_net(seed) if self.name == "moons" else models.mnist_mlp(seed)
-
-    def steps_batch_size(self, data) -> int:
-        return len(data.x_train) if self.batch_size is None else self.batch_size
-
-
-def notebook_defaults(problem: str) -> dict[str, float]:
-    """Moons: notebook 004 trains all four at 0.01. MNIST: notebook 003's rates (the registry's)."""
-    if problem == "moons":
-        return {name: 0.01 for name in OPTIMIZERS}
-    from lab.registry import OPTIMIZERS as REGISTRY
-
-    return {name: float(REGISTRY[name].defaults["learning_rate"]) for name in OPTIMIZERS}
+MNIST_EPOCHS = 3  # the MNIST MLP's trainings here: 3 epochs on the subset, not notebook 003's 10
 
 
 @dataclass(frozen=True)
@@ -101,18 +65,27 @@ class Sweep:
 # Part 1: the range tests.
 
 
-def range_test(problem: Problem, optimizer: str, sweep: Sweep, seed: int, data):
-    """``callbacks.find_lr`` on a freshly seeded model compiled with the registry optimiser."""
+def default_learning_rate(problem: Problem, optimizer: str) -> float:
+    """The rate a plain run of ``optimizer`` on ``problem`` uses (the problem's, else the spec's)."""
     import keras
 
-    from callbacks import find_lr
-    from lab.registry import build_optimizer
+    rate = build_optimizer(Trial(problem=problem, optimizer=optimizer)).learning_rate
+    return float(f"{float(keras.ops.convert_to_numpy(rate)):.7g}")
 
+
+def range_test(problem: Problem, optimizer: str, sweep: Sweep, seed: int, data):
+    """``find_lr`` on a freshly seeded model of ``problem``, on its training part."""
+    import keras
+
+    from lab.callbacks import find_lr
+    from lab.registry import build_optimizer as build_spec
+
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = problem.model(seed)
     model.compile(
-        optimizer=build_optimizer(optimizer),
-        loss="sparse_categorical_crossentropy",
+        optimizer=build_spec(optimizer),
+        loss=problem.loss,
         steps_per_execution=1,  # the finder sets the rate before every step
         jit_compile=False,
     )
@@ -123,29 +96,31 @@ def range_test(problem: Problem, optimizer: str, sweep: Sweep, seed: int, data):
         start_lr=sweep.start_lr,
         end_lr=sweep.end_lr,
         num_steps=sweep.num_steps,
-        batch_size=problem.steps_batch_size(data),
+        batch_size=problem.batch_size or len(data.x_train),
         smoothing=sweep.smoothing,
     )
 
 
 def run_range_tests(
-    problems: Sequence[Problem], optimizers: Sequence[str], sweep: Sweep, seed: int, data: dict
+    problems: Sequence[Problem], optimizers: Sequence[str], sweep: Sweep, seed: int, progress: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every range test: the curves (one row per step) and every rule's suggestion."""
     from tqdm.auto import tqdm
 
     from lab.callbacks.lr_finder import SUGGESTIONS
 
+    data = DataCache()
     curves, suggestions = [], []
     jobs = [(problem, optimizer) for problem in problems for optimizer in optimizers]
-    progress = tqdm(jobs, desc="range tests", unit="test")
-    for problem, optimizer in progress:
-        progress.set_postfix_str(f"{problem.name} / {optimizer}")
-        result = range_test(problem, optimizer, sweep, seed, data[problem.name])
+    bar = tqdm(jobs, desc="range tests", unit="test", disable=not progress)
+    for problem, optimizer in bar:
+        bar.set_postfix_str(f"{problem.name} / {optimizer}")
+        result = range_test(problem, optimizer, sweep, seed, protocol_view(data(problem), "held_out"))
         frame = result.to_frame()
         frame.insert(0, "problem", problem.name)
         frame.insert(1, "optimizer", optimizer)
         curves.append(frame)
+        default = default_learning_rate(problem, optimizer)
         for method in SUGGESTIONS:
             suggestions.append(
                 {
@@ -154,7 +129,7 @@ def run_range_tests(
                     "method": method,
                     "learning_rate": result.suggest(method),
                     "chosen": method == sweep.method,
-                    "default_learning_rate": problem.default_learning_rates[optimizer],
+                    "default_learning_rate": default,
                     "steps": len(frame),
                     "diverged": result.diverged,
                 }
@@ -201,76 +176,37 @@ def plot_range_tests(curves: pd.DataFrame, suggestions: pd.DataFrame, path: Path
 # Part 2: short trainings at the suggested and the default rates.
 
 
-@dataclass(frozen=True)
-class TrainingRun:
-    problem: Problem
-    optimizer: str
-    setting: str  # "default" or "suggested"
-    learning_rate: float
-    seed: int
-
-
-def declare_trainings(problems: Sequence[Problem], optimizers: Sequence[str], suggestions: pd.DataFrame, seed: int):
+def declare_trainings(problems: Sequence[Problem], optimizers: Sequence[str], suggestions: pd.DataFrame, seeds: int,
+                      jit_compile: bool | str = "auto") -> list[Trial]:
+    """Each problem x optimizer x setting (default, suggested) x seed, held out."""
+    rates = suggestions.set_index(["problem", "optimizer"])
     chosen = suggestions[suggestions["chosen"]].set_index(["problem", "optimizer"])["learning_rate"]
-    return [
-        TrainingRun(problem, optimizer, setting, rate, seed)
-        for problem in problems
-        for optimizer in optimizers
-        for setting, rate in (
-            ("default", problem.default_learning_rates[optimizer]),
-            ("suggested", float(chosen[(problem.name, optimizer)])),
-        )
-    ]
-
-
-def run_trainings(runs: Sequence[TrainingRun], output: Path, data: dict, jit_compile: bool | str) -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
-    from experiments.training import train_run
-    from lab.registry import build_optimizer
-
-    frames = []
-    progress = tqdm(runs, desc="trainings", unit="run")
-    for run in progress:
-        progress.set_postfix_str(f"{run.problem.name} / {run.optimizer} / {run.setting}")
-        problem_data = data[run.problem.name]
-        rows = train_run(
-            run.problem.model(run.seed),
-            build_optimizer(run.optimizer, learning_rate=run.learning_rate),
-            problem_data,
-            epochs=run.problem.epochs,
-            batch_size=run.problem.steps_batch_size(problem_data),
-            seed=run.seed,
-            tensorboard_dir=output / "tensorboard" / run.problem.name / f"{run.optimizer}_{run.setting}",
-            checkpoint_dir=checkpoint_dir(output, run.problem.name, f"{run.optimizer}_{run.setting}"),
-            jit_compile=jit_compile,
-        )
-        rows.insert(0, "problem", run.problem.name)
-        rows.insert(1, "optimizer", run.optimizer)
-        rows.insert(2, "setting", run.setting)
-        rows.insert(3, "seed", run.seed)
-        frames.append(rows)
-    return pd.concat(frames, ignore_index=True)
+    trials = []
+    for problem in problems:
+        for optimizer in optimizers:
+            default = float(rates.loc[(problem.name, optimizer), "default_learning_rate"].iloc[0])
+            for setting, rate in (("default", default), ("suggested", float(chosen[(problem.name, optimizer)]))):
+                for seed in range(seeds):
+                    labels = (("problem", problem.name), ("optimizer", optimizer), ("setting", setting), ("seed", seed))
+                    trials.append(Trial(problem=problem, optimizer=optimizer, seed=seed, labels=labels,
+                                        protocol="held_out", optimizer_arguments={"learning_rate": rate},
+                                        jit_compile=jit_compile))
+    return trials
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Per problem, optimiser and setting: the rate and the final losses and accuracies."""
-    keys = ["problem", "optimizer", "setting"]
+    """Per problem, optimiser, setting and seed: the rate and the final losses and metrics."""
+    keys = ["problem", "optimizer", "setting", "seed"]
     final = results.groupby(keys, sort=False).tail(1).set_index(keys)
-    summary = final[["learning_rate", "epoch", "loss", "val_loss", "accuracy", "val_accuracy", "status"]].rename(
-        columns={
-            "epoch": "epochs",
-            "loss": "final_loss",
-            "val_loss": "final_val_loss",
-            "accuracy": "final_accuracy",
-            "val_accuracy": "final_val_accuracy",
-        }
+    scores = [c for c in final.columns if c not in ("learning_rate", "epoch", "seconds", "status")]
+    summary = final[["learning_rate", "epoch", *scores, "status"]].rename(
+        columns={"epoch": "epochs", **{c: f"final_{c}" for c in scores}}
     )
     return summary.reset_index()
 
 
-def plot_trainings(results: pd.DataFrame, path: Path) -> None:
-    """Per problem: train loss and test accuracy per epoch; solid = suggested, dashed = default."""
+def plot_trainings(results: pd.DataFrame, path: Path, monitors: dict[str, str]) -> None:
+    """Per problem: train loss and validation score per epoch; solid = suggested, dashed = default."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -282,7 +218,7 @@ def plot_trainings(results: pd.DataFrame, path: Path) -> None:
     figure, axes = plt.subplots(len(problems), 2, figsize=(12, 3.8 * len(problems)), squeeze=False)
     for row, problem in zip(axes, problems):
         subset = results[results["problem"] == problem]
-        for (optimizer, setting), group in subset.groupby(["optimizer", "setting"], sort=False):
+        for (optimizer, setting), group in subset[subset["seed"] == 0].groupby(["optimizer", "setting"], sort=False):
             rate = group["learning_rate"].iloc[0]
             style = dict(
                 color=colours.get(optimizer),
@@ -291,10 +227,10 @@ def plot_trainings(results: pd.DataFrame, path: Path) -> None:
                 label=f"{optimizer} {setting} ({rate:.2g})",
             )
             row[0].plot(group["epoch"], group["loss"], **style)
-            row[1].plot(group["epoch"], group["val_accuracy"], **style)
+            row[1].plot(group["epoch"], group[f"val_{monitors[problem]}"], **style)
         row[0].set_yscale("log")
         row[0].set_title(f"{problem}: train loss")
-        row[1].set_title(f"{problem}: test accuracy")
+        row[1].set_title(f"{problem}: validation {monitors[problem]}")
         for axis in row:
             axis.set_xlabel("epoch")
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -313,18 +249,11 @@ def plot_trainings(results: pd.DataFrame, path: Path) -> None:
 def build_parser():
     from lab.callbacks.lr_finder import SUGGESTIONS
 
-    parser = make_parser(NAME, __doc__.split("\n\n")[0])
-    parser.add_argument("--problems", nargs="+", choices=PROBLEMS, default=list(PROBLEMS))
-    parser.add_argument(
-        "--optimizers",
-        nargs="+",
-        choices=OPTIMIZERS,
-        default=None,
-        help="registry optimisers (default: all four; --quick: sgd adam)",
-    )
-    parser.add_argument("--start-lr", type=positive_float, default=Sweep.start_lr, help="first rate of the sweep")
-    parser.add_argument("--end-lr", type=positive_float, default=Sweep.end_lr, help="last rate of the sweep")
-    parser.add_argument("--num-steps", type=positive_int, default=None, help="steps of the sweep (default 100; --quick 40)")
+    parser = cli.make_parser(NAME, __doc__.split("\n\n")[0])
+    cli.add_training_arguments(parser, problems=PROBLEMS, optimizers=OPTIMIZERS, seeds=1, strategies=False)
+    parser.add_argument("--start-lr", type=cli.positive_float, default=Sweep.start_lr, help="first rate of the sweep")
+    parser.add_argument("--end-lr", type=cli.positive_float, default=Sweep.end_lr, help="last rate of the sweep")
+    parser.add_argument("--num-steps", type=cli.positive_int, default=None, help="steps of the sweep (default 100; --quick 40)")
     parser.add_argument(
         "--smoothing",
         type=float,
@@ -336,62 +265,53 @@ def build_parser():
         "--method", choices=list(SUGGESTIONS), default=Sweep.method, help="suggestion rule used for training"
     )
     parser.add_argument(
-        "--epochs", type=positive_int, default=None, help="training epochs (default: moons 200 full batch, MNIST 3)"
+        "--mnist-subset", type=cli.positive_int, default=20000,
+        help="training images of mnist_mlp here (default 20000; 60000 = all); it trains 3 epochs",
     )
-    parser.add_argument(
-        "--mnist-subset", type=positive_int, default=20000, help="MNIST training examples (default 20000; 60000 = all)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    add_resume_argument(parser)
     return parser
 
 
 def declare(args) -> tuple[list[Problem], list[str], Sweep]:
+    """The problems (mnist_mlp on its subset), optimisers and sweep of the command line."""
     if not args.start_lr < args.end_lr:
-        raise UsageError(f"--start-lr ({args.start_lr}) must be below --end-lr ({args.end_lr})")
+        raise cli.UsageError(f"--start-lr ({args.start_lr}) must be below --end-lr ({args.end_lr})")
     if not 0.0 <= args.smoothing < 1.0:
-        raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
+        raise cli.UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     num_steps = args.num_steps or (40 if args.quick else 100)
     if num_steps < 10:
-        raise UsageError(f"--num-steps must be >= 10 for a readable curve, got {num_steps}")
+        raise cli.UsageError(f"--num-steps must be >= 10 for a readable curve, got {num_steps}")
     sweep = Sweep(args.start_lr, args.end_lr, num_steps, args.smoothing, args.method)
-    optimizers = list(args.optimizers or (QUICK_OPTIMIZERS if args.quick else OPTIMIZERS))
-    if args.quick:
-        catalogue = {
-            "moons": Problem("moons", None, args.epochs or 20, notebook_defaults("moons")),
-            "mnist_mlp": Problem("mnist_mlp", 64, args.epochs or 1, notebook_defaults("mnist_mlp"), 1200),
-        }
-    else:
-        catalogue = {
-            "moons": Problem("moons", None, args.epochs or 200, notebook_defaults("moons")),
-            "mnist_mlp": Problem(
-                "mnist_mlp", 32, args.epochs or 3, notebook_defaults("mnist_mlp"), min(args.mnist_subset, 60000)
-            ),
-        }
-    return [catalogue[name] for name in args.problems], optimizers, sweep
+    given = "--optimizers" in args.command_line
+    optimizers = cli.check_optimizers(args.optimizers if given or not args.quick else QUICK_OPTIMIZERS)
+    problems = []
+    for problem in cli.resolve_problems(args):
+        if problem.name == "mnist_mlp" and not args.quick:
+            subset = min(args.mnist_subset, 60000)
+            problem = replace(problem, data=partial(mnist_split, subset=None if subset == 60000 else subset),
+                              epochs=MNIST_EPOCHS)
+        problems.append(replace(problem, epochs=args.epochs) if args.epochs else problem)
+    return problems, optimizers, sweep
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(build_parser(), argv, NAME)
+    args = cli.parse_arguments(build_parser(), argv, NAME)
     problems, optimizers, sweep = declare(args)
-    output = open_output(args, NAME)
-    data = {problem.name: problem.data() for problem in problems}
+    options = cli.grid_options(args)
+    output = cli.open_output(args, NAME)
 
     if (output / "suggestions.csv").is_file():  # resumed: train at the rates suggested before
         curves, suggestions = pd.read_csv(output / "range_test.csv"), pd.read_csv(output / "suggestions.csv")
     else:
-        curves, suggestions = run_range_tests(problems, optimizers, sweep, args.seed, data)
-        write_csv_atomic(output / "range_test.csv", curves)
-        write_csv_atomic(output / "suggestions.csv", suggestions)
+        curves, suggestions = run_range_tests(problems, optimizers, sweep, 0, options["progress"])
+        cli.write_csv_atomic(output / "range_test.csv", curves)
+        cli.write_csv_atomic(output / "suggestions.csv", suggestions)
     plot_range_tests(curves, suggestions, output / "range_test.png")
 
-    runs = declare_trainings(problems, optimizers, suggestions, args.seed)
-    results = run_trainings(runs, output, data, jit_compile=False if args.quick else "auto")
-    write_csv_atomic(output / "results.csv", results)
+    trials = declare_trainings(problems, optimizers, suggestions, args.seeds, "auto" if not args.quick else False)
+    results = run_grid(trials, output, **options).results
     summary = summarise(results)
-    write_csv_atomic(output / "summary.csv", summary)
-    plot_trainings(results, output / "training.png")
-    remove_checkpoints(output)
+    cli.write_csv_atomic(output / "summary.csv", summary)
+    plot_trainings(results, output / "training.png", {problem.name: problem.monitor for problem in problems})
     with pd.option_context("display.width", 180, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"range tests, trainings, plots and TensorBoard logs in {output}")
@@ -399,4 +319,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    cli.run_main(main)

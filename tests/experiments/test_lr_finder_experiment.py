@@ -61,7 +61,7 @@ def test_quick_moons_range_tests_and_trainings(tmp_path):
 
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns[:4]) == ["problem", "optimizer", "setting", "seed"]
-    assert len(results) == 2 * 2 * 20  # optimisers x settings x --quick epochs (full batch)
+    assert len(results) == 2 * 2 * 50  # optimisers x settings x --quick epochs of moons (full batch)
     assert (results["status"] == "ok").all()
     rates = results.groupby(["optimizer", "setting"])["learning_rate"].agg(["min", "max"])
     for optimizer in ("sgd", "adam"):
@@ -69,11 +69,12 @@ def test_quick_moons_range_tests_and_trainings(tmp_path):
         assert rates.loc[(optimizer, "suggested")].tolist() == pytest.approx([chosen.loc[optimizer, "learning_rate"]] * 2, rel=1e-6)
 
     summary = pd.read_csv(out / "summary.csv").set_index(["optimizer", "setting"])
-    # 20 full-batch steps at 0.01 barely move the moons net; the range test's rate trains it
+    assert (summary["seed"] == 0).all() and "final_val_accuracy" in summary  # held out: validation, not test
+    # 50 full-batch steps at 0.01 barely move the moons net; the range test's rate trains it
     for optimizer in ("sgd", "adam"):
         assert summary.loc[(optimizer, "suggested"), "final_loss"] < summary.loc[(optimizer, "default"), "final_loss"]
     assert (out / "range_test.png").stat().st_size > 20_000
-    assert len(list((out / "tensorboard" / "moons").glob("*/train/events.out.tfevents.*"))) == 4
+    assert len(list((out / "tensorboard" / "moons").glob("*/*/seed0/train/events.out.tfevents.*"))) == 4
 
 
 @pytest.mark.parametrize(
@@ -93,6 +94,11 @@ def test_bad_sweeps_exit_with_code_2_before_any_work(tmp_path, capsys, argv, mes
     assert not out.exists()
 
 
-def test_notebook_defaults():
-    assert experiment.notebook_defaults("moons") == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.01, "adam": 0.01}
-    assert experiment.notebook_defaults("mnist_mlp") == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.001, "adam": 0.001}
+def test_default_rates_are_the_notebooks():
+    from lab.problems import PROBLEMS
+
+    rates = {name: experiment.default_learning_rate(PROBLEMS["moons"], name) for name in experiment.OPTIMIZERS}
+    assert rates == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.01, "adam": 0.01}  # notebook 004
+    rates = {name: experiment.default_learning_rate(PROBLEMS["mnist_mlp"], name) for name in experiment.OPTIMIZERS}
+    assert rates == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.001, "adam": 0.001}  # notebook 003
+    assert experiment.default_learning_rate(PROBLEMS["mnist_mlp"], "keras:Adam:learning_rate=0.003") == 0.003
