@@ -27,3 +27,20 @@ def test_the_own_project_example_runs(tmp_path, monkeypatch, capsys):
     assert name == "Adam" and int(iterations) > 0
     assert (tmp_path / "lr_finder.png").stat().st_size > 0
     assert list((tmp_path / "logs" / "demo" / "train").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_the_own_problem_example_runs_through_the_main_job(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from experiments import compare_optimizers
+
+    (tmp_path / "mymodule.py").write_text(_section_code("Problems: the lab's and your own"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    argv = ["--problems", "mymodule:PROBLEM", "--optimizers", "sgd", "keras:Adam", "--epochs", "2", "--seeds", "1",
+            "--no-tensorboard", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert compare_optimizers.main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["problem"]) == {"cancer"} and len(results) == 2 * 2
+    assert results["val_accuracy"].iloc[-1] > 0.8

@@ -102,3 +102,73 @@ def test_default_rates_are_the_notebooks():
     rates = {name: experiment.default_learning_rate(PROBLEMS["mnist_mlp"], name) for name in experiment.OPTIMIZERS}
     assert rates == {"sgd": 0.01, "momentum": 0.01, "rmsprop": 0.001, "adam": 0.001}  # notebook 003
     assert experiment.default_learning_rate(PROBLEMS["mnist_mlp"], "keras:Adam:learning_rate=0.003") == 0.003
+
+
+# --- the grid runner's guarantees: --jobs 2 and SIGKILL + --resume give the same numbers --------
+
+SMALL = ["--quick", "--problems", "moons", "--optimizers", "sgd", "adam", "--num-steps", "20", "--epochs", "12",
+         "--no-tensorboard", "--no-progress"]  # fmt: skip
+
+
+def _command(*args) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "experiments.lr_finder", *map(str, args)]
+
+
+def _environment() -> dict:
+    import os
+
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+
+
+def _numbers(path):
+    return pd.read_csv(path).drop(columns=["seconds"])
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    import subprocess
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("finder") / "reference"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(_command(*SMALL, "--out", out), cwd=root, env=_environment(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_two_jobs_give_the_numbers_of_one(reference_run, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "parallel"
+    done = subprocess.run(_command(*SMALL, "--jobs", "2", "--out", out), cwd=root, env=_environment(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(reference_run / "suggestions.csv"), pd.read_csv(out / "suggestions.csv"))
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_trainings_then_resume_equals_an_uninterrupted_run(reference_run, tmp_path):
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from tests.experiments.processes import sigkill_when_written
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "killed"
+    process = subprocess.Popen(_command(*SMALL, "--out", out), cwd=root, env=_environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # trials: sgd default, sgd suggested, adam default, adam suggested; kill inside the third
+    state = out / "checkpoints" / "moons" / "adam" / "default" / "seed0" / "state.json"
+    sigkill_when_written(process, state)
+    assert 1 <= json.loads(state.read_text())["epoch"] < 12
+    resumed = subprocess.run(_command("--resume", out), cwd=root, env=_environment(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
+    assert not (out / "checkpoints").exists()
