@@ -7,7 +7,7 @@ sweet spot") on both of the lab's classification problems, with ``callbacks.find
    the registry), a seeded model is swept from ``--start-lr`` to ``--end-lr`` geometrically over
    ``--num-steps`` training steps (stopping early once the smoothed loss exceeds 4x its minimum).
    Every suggestion rule of ``callbacks.lr_finder`` is recorded; ``--method`` picks the one used
-   for training (default ``minimum/10``, a tenth of the rate at the lowest smoothed loss; on these
+   for training (default ``minimum``, a tenth of the rate at the lowest smoothed loss; on these
    problems fastai's ``valley`` lands at the very start of the descent, often below the defaults).
 2. The same seeded model is then trained for a few epochs at the suggested rate and at the
    notebooks' default rate: notebook 004's 0.01 for every optimiser on moons (full batch), and
@@ -94,7 +94,7 @@ class Sweep:
     end_lr: float = 10.0
     num_steps: int = 100
     smoothing: float = 0.9
-    method: str = "minimum/10"
+    method: str = "minimum"
 
 
 # --------------------------------------------------------------------------------------------
