@@ -3,8 +3,8 @@
     python -m benchmarks.lr_finder_panel [--epochs-scale 1.0]
 
 For each cell (problem, optimiser, batch size) an exhaustive half-decade grid of short trainings
-(rates 1e-4, 3.2e-4, ..., 10) gives the best rate and its score (test accuracy after the short
-training); then ``lab.callbacks.find_lr`` (sweep 1e-5 to 10 over 100 steps, its other defaults)
+(rates 1e-4, 3.2e-4, ..., 10) gives the best rate and its score (training accuracy after the short
+training: the range test is about how fast a rate trains; test accuracy is recorded beside it); then ``lab.callbacks.find_lr`` (sweep 1e-5 to 10 over 100 steps, its other defaults)
 suggests rates by every rule, each trained with the same protocol, and scored as a ratio to the
 best grid score. The default suggestion must reach 0.95 in every cell.
 
@@ -107,15 +107,19 @@ class Cell:
             variable.assign(value)
         self.model.optimizer.learning_rate = float(rate)
 
-    def score(self, rate: float) -> float:
+    def score(self, rate: float) -> tuple[float, float]:
+        """(training accuracy, test accuracy) after the short training; 0 for a diverged run."""
         import keras
 
         self.reset(rate)
         keras.utils.set_random_seed(0)
         data = self.data
         self.model.fit(data.x_train, data.y_train, batch_size=self.batch_size, epochs=self.epochs, verbose=0)
-        logs = self.model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        return float(logs["accuracy"]) if np.isfinite(logs["loss"]) else 0.0
+        scores = []
+        for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+            logs = self.model.evaluate(x, y, batch_size=512, verbose=0, return_dict=True)
+            scores.append(float(logs["accuracy"]) if np.isfinite(logs["loss"]) else 0.0)
+        return scores[0], scores[1]
 
 
 def run(epochs_scale: float) -> list[dict[str, Any]]:
@@ -134,8 +138,9 @@ def run(epochs_scale: float) -> list[dict[str, Any]]:
                 began = time.perf_counter()
                 grid = {float(rate): cell.score(rate) for rate in GRID}
                 grid_seconds = time.perf_counter() - began
-                best_rate = max(grid, key=grid.get)
-                best = grid[best_rate]
+                best_rate = max(grid, key=lambda rate: grid[rate][0])
+                best = grid[best_rate][0]
+                best_test = max(test for _, test in grid.values())
                 began = time.perf_counter()
                 keras.utils.set_random_seed(0)
                 cell.reset(1e-3)
@@ -148,17 +153,22 @@ def run(epochs_scale: float) -> list[dict[str, Any]]:
                     rate = float(suggestions[rule])
                     if rate not in scored:
                         scored[rate] = cell.score(rate)
-                    rows.append({**key, "kind": "rule", "rule": rule, "learning_rate": rate,
-                                 "score": scored[rate], "best_rate": best_rate, "best_score": best,
-                                 "ratio": scored[rate] / best, "seconds": finder_seconds})
+                    rows.append(row(key, "rule", rule, rate, scored[rate], best_rate, best, best_test,
+                                    finder_seconds))
                 for rate, score in grid.items():
-                    rows.append({**key, "kind": "grid", "rule": "", "learning_rate": rate, "score": score,
-                                 "best_rate": best_rate, "best_score": best, "ratio": score / best,
-                                 "seconds": grid_seconds / len(grid)})
-                ratios = "  ".join(f"{rule} {scored[float(suggestions[rule])] / best:.3f}" for rule in RULES)
+                    rows.append(row(key, "grid", "", rate, score, best_rate, best, best_test,
+                                    grid_seconds / len(grid)))
+                ratios = "  ".join(f"{rule} {scored[float(suggestions[rule])][0] / best:.3f}" for rule in RULES)
                 print(f"{problem:7s} {name:13s} {batch_size:4d}  best {best_rate:8.2g} -> {best:.3f}  {ratios}",
                       flush=True)
     return rows
+
+
+def row(key: dict, kind: str, rule: str, rate: float, score: tuple[float, float], best_rate: float,
+        best: float, best_test: float, seconds: float) -> dict[str, Any]:
+    return {**key, "kind": kind, "rule": rule, "learning_rate": rate, "score": score[0],
+            "test_accuracy": score[1], "best_rate": best_rate, "best_score": best, "ratio": score[0] / best,
+            "test_ratio": score[1] / best_test, "seconds": seconds}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -169,7 +179,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         cell = cells.setdefault((row["problem"], row["optimizer"], row["batch_size"]),
                                 {"best_rate": row["best_rate"], "best_score": row["best_score"]})
-        cell[row["rule"]] = (row["learning_rate"], row["ratio"])
+        cell[row["rule"]] = (row["learning_rate"], row["ratio"], row["test_ratio"])
     lines = ["| problem | optimiser | batch | best grid rate | best score | "
              + " | ".join(f"{rule} (rate, ratio)" for rule in RULES) + " |",
              "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in RULES) + " |"]
@@ -179,6 +189,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                      f"{cell['best_score']:.3f} | {entries} |")
     worst = " | ".join(f"{min(cell[rule][1] for cell in cells.values()):.3f}" for rule in RULES)
     lines.append(f"| **worst cell** | | | | | {worst} |")
+    worst_test = " | ".join(f"{min(cell[rule][2] for cell in cells.values()):.3f}" for rule in RULES)
+    lines.append(f"| worst cell, test accuracy | | | | | {worst_test} |")
     return "\n".join(lines)
 
 

@@ -367,7 +367,7 @@ def find_lr(
     mode: str = "exponential",
     smoothing: float = 0.98,
     divergence_factor: float | None = 4.0,
-    verify_steps: int = 40,
+    verify_steps: int = 100,
     callbacks: list[keras.callbacks.Callback] | None = None,
     **fit_kwargs: Any,
 ) -> LRFinderResult:
