@@ -3,9 +3,10 @@
     python -m benchmarks.lr_finder_panel [--epochs-scale 1.0]
 
 For each cell (problem, optimiser, batch size) an exhaustive half-decade grid of short trainings
-(rates 1e-4, 3.2e-4, ..., 10) gives the best rate and its score (training accuracy after the short
-training: the range test is about how fast a rate trains; test accuracy is recorded beside it); then ``lab.callbacks.find_lr`` (sweep 1e-5 to 10 over 100 steps, its other defaults)
-suggests rates by every rule, each trained with the same protocol, and scored as a ratio to the
+(rates 1e-4, 3.2e-4, ..., 10) gives the best rate and its score: the training accuracy after the
+short training (the range test is about how fast a rate trains; test accuracy is recorded beside
+it). Then ``lab.callbacks.find_lr`` (sweep 1e-5 to 10 over 100 steps, its other defaults)
+suggests rates by every rule, each trained with the same protocol and scored as a ratio to the
 best grid score. The default suggestion must reach 0.95 in every cell.
 
     problems    moons (lab.datasets.load_moons, lab.models.moons_net, 10 epochs),

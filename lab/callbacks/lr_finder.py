@@ -143,9 +143,9 @@ class LRFinderResult:
 
     @property
     def suggestion(self) -> float:
-        """The default: the verified candidate; without a verification, "valley" (the safest
-        single rule on the benchmark panel, ``benchmarks/lr_finder_panel.py``)."""
-        return self.verified if self.verified is not None else self.suggest("valley")
+        """The default: the verified candidate; without a verification, "minimum" (of the single
+        rules, the one whose worst cell is best on the panel, ``benchmarks/lr_finder_panel.py``)."""
+        return self.verified if self.verified is not None else self.suggest("minimum")
 
     def plot(self, path: str | Path | None = None):
         """Smoothed (and raw) loss against the rate on a log axis, every suggestion marked.
@@ -379,10 +379,11 @@ def find_lr(
     suggestion (valley, slide, minimum, steep) trains the twin from the same starting weights and
     a fresh optimizer state for ``verify_steps`` steps; the one with the lowest training loss over
     the second half of those steps is ``result.verified``, the default ``result.suggestion``
-    (``verify_steps=0`` skips this; the default is then "valley"). Why verify: on the benchmark
-    panel no single rule reaches 95% of the best rate's score in every cell (for example "steep"
-    is too high under heavy-ball momentum, "valley" too low for plain SGD), the verified choice
-    does (``benchmarks/lr_finder_panel.py``, table in the README).
+    (``verify_steps=0`` skips this; the default is then "minimum"). Why verify: on the benchmark
+    panel no single rule reaches 95% of the best rate's training accuracy in every cell ("steep"
+    falls to 0.5 on RMSprop and under momentum, "valley" to 0.82 and "minimum" to 0.89 with plain
+    SGD at batch 128), the verified choice does (``benchmarks/lr_finder_panel.py``, the table in
+    the README).
 
     ``x``/``y`` are whatever ``model.fit`` accepts: NumPy arrays (batched by ``batch_size``,
     shuffled) or a batched ``tf.data.Dataset`` (``y=None``; ``batch_size`` is ignored); the data

@@ -180,10 +180,10 @@ def test_suggestions_on_a_known_curve():
     assert steep(result.learning_rates, result.losses) == suggestions.steep == result.suggest("steep")
     lowest = result.learning_rates[np.argmin(result.losses)]
     assert suggestions.minimum == pytest.approx(lowest / 10) == minimum(result.learning_rates, result.losses)
-    # valley: inside the longest decreasing stretch, before the minimum; the default without a
-    # verification
+    assert result.suggestion == suggestions.minimum  # the default without a verification
+    # valley: inside the longest decreasing stretch, before the minimum
     assert 1e-5 < suggestions.valley < lowest
-    assert valley(result.learning_rates, result.losses) == suggestions.valley == result.suggestion
+    assert valley(result.learning_rates, result.losses) == suggestions.valley
     # slide: where the slope stops changing, walking left from the end: the flat start
     assert suggestions.slide == slide(result.learning_rates, result.losses) < 1e-2
     with pytest.raises(ValueError, match="method"):
