@@ -125,6 +125,7 @@ def range_test(problem: Problem, optimizer: str, sweep: Sweep, seed: int, data):
         num_steps=sweep.num_steps,
         batch_size=problem.steps_batch_size(data),
         smoothing=sweep.smoothing,
+        verify_steps=0,  # the rules alone; --method picks the one trained
     )
 
 
