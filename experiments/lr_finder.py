@@ -8,7 +8,7 @@ sweet spot") on any of the lab's problems (or a user's own), with ``lab.callback
    ``--start-lr`` to ``--end-lr`` geometrically over ``--num-steps`` training steps on the
    problem's training part (stopping early once the smoothed loss exceeds 4x its minimum). Every
    suggestion rule of ``lab.callbacks.lr_finder`` is recorded; ``--method`` picks the one used for
-   training (default ``minimum/10``, a tenth of the rate at the lowest smoothed loss).
+   training (default ``minimum``, a tenth of the rate at the lowest smoothed loss).
 2. The same seeded models are then trained (``--seeds``) at the suggested rate and at the default
    rate (the problem's, else the registry's: notebook 004's 0.01 for every optimiser on moons,
    notebook 003's rates on MNIST), under the held-out protocol: trained on the training part,
@@ -58,7 +58,7 @@ class Sweep:
     end_lr: float = 10.0
     num_steps: int = 100
     smoothing: float = 0.9
-    method: str = "minimum/10"
+    method: str = "minimum"
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +98,7 @@ def range_test(problem: Problem, optimizer: str, sweep: Sweep, seed: int, data):
         num_steps=sweep.num_steps,
         batch_size=problem.batch_size or len(data.x_train),
         smoothing=sweep.smoothing,
+        verify_steps=0,  # the rules alone; --method picks the one trained
     )
 
 

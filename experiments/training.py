@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.cli import write_json_atomic
+from lab.callbacks.conflicts import check_callbacks
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
@@ -379,6 +380,7 @@ def train_run(
                 log_dir=str(tensorboard_dir), write_graph=False, profile_batch=0, update_freq="epoch"
             )
         )
+    check_callbacks(callbacks)  # warns when two of them set the learning rate
     run_callbacks.extend(callbacks)
     if folder is not None:
         run_callbacks.append(_Checkpoint(folder, rows, recorder, initial_loss))

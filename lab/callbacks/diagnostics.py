@@ -9,7 +9,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from lab.callbacks.conflicts import warn_on_conflicts
 from lab.callbacks.learning_rate import learning_rate_at, model_optimizers, sync_training_state
 from lab.checks import check_positive_int
 
@@ -58,9 +57,13 @@ def probe_gradients(model: keras.Model, x: Any, y: Any, sample_weight: Any = Non
     return [np.asarray(keras.ops.convert_to_numpy(g)) for g in gradients]
 
 
-def _layer_of(variable: Any) -> str:
-    """The layer a variable belongs to, from its path (``"dense_1/kernel"`` -> ``"dense_1"``)."""
-    path = getattr(variable, "path", variable.name)
+def _layer_of(variable: Any, model_name: str) -> str:
+    """The variable's layer path inside the model: ``"moons_net_3/hidden/kernel"`` -> ``"hidden"``.
+
+    The model's own name (auto-numbered by Keras: ``sequential_6``) is dropped, so a layer has
+    the same tag in every run.
+    """
+    path = getattr(variable, "path", variable.name).removeprefix(f"{model_name}/")
     return path.rsplit("/", 1)[0] if "/" in path else path
 
 
@@ -72,7 +75,8 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         gradient_norm                 ||g_t||_2 = sqrt(sum over all variables of sum g^2),
                                       g_t = grad L(w_t; probe batch)
         update_ratio/<layer>          ||w_{t+1} - w_t||_2 / ||w_t||_2 over the layer's
-                                      trainable variables
+                                      trainable variables (<layer>: its path inside the
+                                      model, without the model's auto-numbered name)
 
     Keras's ``TensorBoard`` callback logs the learning rate per epoch only; this logs it per step,
     beside the two quantities that tell whether a rate is sane: how large the gradient is, and how
@@ -101,7 +105,6 @@ class TrainingDiagnostics(keras.callbacks.Callback):
     Keras ``TensorBoard``.
     """
 
-    checks_learning_rate_conflicts = True
 
     def __init__(
         self,
@@ -127,8 +130,6 @@ class TrainingDiagnostics(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         import tensorflow as tf
-
-        warn_on_conflicts(self)
         if getattr(self.model, "steps_per_execution", 1) != 1:
             # Keras calls back once per execution: the steps inside one are not observable
             raise ValueError(
@@ -174,7 +175,7 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         size: dict[str, float] = defaultdict(float)
         for variable, before in self._before:
             after = np.asarray(keras.ops.convert_to_numpy(variable.value))
-            layer = _layer_of(variable)
+            layer = _layer_of(variable, self.model.name)
             moved[layer] += float(np.sum(np.square(after - before, dtype=np.float64)))
             size[layer] += float(np.sum(np.square(before, dtype=np.float64)))
         with self._writer.as_default(step=step):

@@ -2,14 +2,13 @@
 
 The callbacks share these few helpers: which optimizers a model trains with (one, or the inner
 optimizers of a multi-optimizer), the learning rate an optimizer applies at its current step (a
-float variable or a schedule evaluated at ``iterations``), and how to make a change to state that
-a compiled train step does not carry as an argument take effect.
+float variable or a schedule evaluated at ``iterations``), and how to sync JAX's training state.
 
 JAX: ``model.fit`` passes the model's, the optimizer's and the metrics' variables into the jitted
 train step as arguments and writes them back only at the end of an epoch. A callback that wants
-to read or change them mid-epoch first calls :func:`sync_training_state`; anything else the step
-reads (a ``Scaled`` multiplier, for example) is baked in at trace time, so after changing it the
-train function must be traced again (:func:`retrace_train_function`).
+to read or change them mid-epoch first calls :func:`sync_training_state`. State that a callback
+changes lives in the optimizer's variables (a float learning rate, the plateau scale during
+``fit``), so the compiled step sees every change without being traced again.
 """
 
 from __future__ import annotations
@@ -64,7 +63,3 @@ def sync_training_state(model: keras.Model) -> None:
     if sync is not None:
         sync()
 
-
-def retrace_train_function(model: keras.Model) -> None:
-    """Build a new train function, so state the old one baked in at trace time is read again."""
-    model.make_train_function(force=True)

@@ -6,14 +6,13 @@ from typing import Any, NamedTuple
 
 import keras
 import numpy as np
+from keras.src.utils import io_utils  # Keras's own printer, as its callbacks use
 
-from lab.callbacks.conflicts import warn_on_conflicts
 from lab.callbacks.learning_rate import (
     base_optimizer,
     current_learning_rate,
     learning_rate_schedule,
     model_optimizers,
-    retrace_train_function,
 )
 from lab.checks import check_choice, check_non_negative
 from lab.schedules import Scaled
@@ -41,20 +40,25 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
         lr <- max(lr * factor, min_lr)        if lr > min_lr
 
-    A drop-in for ``keras.callbacks.ReduceLROnPlateau``: same arguments, defaults and meaning;
-    with ``threshold_mode="abs"`` (the default, because Keras's ``min_delta`` is absolute) the
-    sequence of learning rates is exactly Keras's. ``learning_rate`` is written into the epoch
-    logs (as Keras does: the optimizer's rate at the end of the epoch, before a reduction), and
-    every reduction is recorded in ``changes`` (also ``history``) as
-    ``LearningRateChange(epoch, old, new)``.
+    Keras's class, extended in two hooks: ``_is_improvement`` (``threshold_mode``) and
+    ``_reduce_optimizer_lr`` (schedules, and the record of ``changes``). Same arguments, defaults,
+    counting and logs (``learning_rate``, the rate at the end of the epoch before a reduction);
+    with ``threshold_mode="abs"`` the rates are exactly Keras's. Every reduction is appended to
+    ``changes`` as ``LearningRateChange(epoch, old, new)``.
 
-    On top of a schedule: Keras's callback fails when the optimizer's ``learning_rate`` is a
-    ``LearningRateSchedule``. This one wraps the schedule once, at the start of training, in
-    ``lab.schedules.Scaled`` (reusing a ``Scaled`` that is already there) and lowers its ``scale``,
-    so the schedule keeps its shape and is multiplied by ``factor`` at every reduction; the
-    factor is part of the optimizer's config, so it is saved with the model. ``min_lr`` then
-    bounds the rate at the moment of the reduction (the schedule may decay below it later). On
-    JAX the train function is traced again after each change of ``scale`` so it takes effect.
+    On purpose unlike Keras, which raises when the optimizer's ``learning_rate`` is a
+    ``LearningRateSchedule``: on a schedule, this one wraps it once in ``lab.schedules.Scaled``
+    (reusing a ``Scaled`` already there) and multiplies its ``scale`` by ``factor``, so the schedule
+    keeps its shape; ``min_lr`` bounds the rate at the moment of a reduction (the schedule may
+    decay below it later). During ``fit`` the scale is one of the optimizer's variables, so the
+    compiled train step takes it as an argument on every backend: a reduction (or
+    ``EarlyStopping`` restoring the optimizer state, or a checkpoint restored into the model)
+    takes effect at the next epoch with nothing traced again. At the end of ``fit`` it leaves the
+    optimizer's variables again, so the optimizer has exactly the variables a freshly built one
+    has and ``model.save()`` / ``load_model`` round-trip; the scale is saved in the schedule's
+    config. (A full-model checkpoint written *during* ``fit`` holds the scale twice, in the config
+    and as one extra optimizer variable; Keras's ``load_model`` then restores the scale from the
+    config and skips the optimizer's other variables, with a warning.)
 
     Args:
         monitor: quantity to monitor (default ``"val_loss"``).
@@ -69,11 +73,8 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         threshold_mode: ``"abs"`` (default, Keras) or ``"rel"`` (PyTorch's relative threshold).
 
     Reference: Keras ``ReduceLROnPlateau``; PyTorch ``torch.optim.lr_scheduler.ReduceLROnPlateau``
-    (``threshold_mode``).
+    (``threshold_mode``); optax ``contrib.reduce_on_plateau`` (the scale in the optimizer state).
     """
-
-    sets_learning_rate = True
-    checks_learning_rate_conflicts = True
 
     def __init__(
         self,
@@ -90,42 +91,40 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     ) -> None:
         check_non_negative("factor", factor)
         check_non_negative("min_lr", min_lr)
-        super().__init__(
-            monitor=monitor,
-            factor=factor,
-            patience=patience,
-            verbose=verbose,
-            mode=mode,
-            min_delta=min_delta,
-            cooldown=cooldown,
-            min_lr=min_lr,
-            **kwargs,
-        )
+        super().__init__(monitor=monitor, factor=factor, patience=patience, verbose=verbose,
+                         mode=mode, min_delta=min_delta, cooldown=cooldown, min_lr=min_lr, **kwargs)
         self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("abs", "rel"))
         self.changes: list[LearningRateChange] = []
-        self._needs_retrace = False
-
-    @property
-    def history(self) -> list[LearningRateChange]:
-        """Every reduction so far (the same list as ``changes``)."""
-        return self.changes
+        self._tracked: list[tuple[keras.optimizers.Optimizer, keras.Variable]] = []
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
-        warn_on_conflicts(self)
         wrapped = False
         for optimizer in model_optimizers(self.model):
-            wrapped |= _wrap_schedule(optimizer)
+            owner = base_optimizer(optimizer)
+            schedule = learning_rate_schedule(owner)
+            if schedule is None:
+                continue
+            if not isinstance(schedule, Scaled):
+                schedule = owner.learning_rate = Scaled(schedule)
+                wrapped = True
+            if not any(variable is schedule.scale for variable in owner.variables):
+                owner._track_variable(schedule.scale)
+                self._tracked.append((owner, schedule.scale))
         if wrapped:
-            # A train function traced before the wrap would keep the bare schedule.
-            retrace_train_function(self.model)
+            # A train function traced before the wrap would keep the bare schedule; one made by
+            # this fit is not traced yet, so nothing is lost for a model that never trained.
+            self.model.make_train_function(force=True)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for optimizer, variable in self._tracked:
+            optimizer._untrack_variable(variable)
+        self._tracked = []
 
     def _is_improvement(self, monitor_value: Any, reference_value: Any) -> bool:
         if self.threshold_mode == "abs" or reference_value is None:
             return super()._is_improvement(monitor_value, reference_value)
-        delta = abs(self.min_delta)
-        current = float(monitor_value)
-        best = float(reference_value)
+        delta, current, best = abs(self.min_delta), float(monitor_value), float(reference_value)
         if self.monitor_op is keras.ops.less:
             return current < best * (1.0 - delta)
         return current > best * (1.0 + delta)
@@ -133,42 +132,21 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     def _reduce_optimizer_lr(self, optimizer: Any, epoch: int, name: str = "") -> bool:
         old_lr = current_learning_rate(optimizer)
         schedule = learning_rate_schedule(optimizer)
-        if schedule is not None and not isinstance(schedule, Scaled):
-            _wrap_schedule(optimizer)  # an optimizer swapped in after the start of training
-            schedule = learning_rate_schedule(optimizer)
-            self._needs_retrace = True
         if schedule is None:
             reduced = super()._reduce_optimizer_lr(optimizer, epoch, name)
-            if reduced:
-                self.changes.append(
-                    LearningRateChange(epoch, old_lr, current_learning_rate(optimizer))
+        elif reduced := old_lr > np.float32(self.min_lr):
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            scale = float(keras.ops.convert_to_numpy(schedule.scale.value))
+            schedule.scale.assign(scale * new_lr / old_lr)
+            if self.verbose > 0:
+                label = f" {name}" if name else ""
+                io_utils.print_msg(
+                    f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{label} learning rate to "
+                    f"{new_lr} (schedule scale {scale * new_lr / old_lr:.6g})."
                 )
-            return reduced
-        if not old_lr > np.float32(self.min_lr):
-            return False
-        scale = float(keras.ops.convert_to_numpy(schedule.scale.value))
-        new_lr = old_lr * self.factor
-        new_scale = scale * self.factor
-        if new_lr < self.min_lr:
-            new_scale = scale * self.min_lr / old_lr
-            new_lr = self.min_lr
-        schedule.scale.assign(new_scale)
-        self._needs_retrace = True
-        self.changes.append(LearningRateChange(epoch, old_lr, new_lr))
-        if self.verbose > 0:
-            label = f" {name}" if name else ""
-            keras.utils.io_utils.print_msg(
-                f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{label} learning rate to "
-                f"{new_lr} (schedule scale {new_scale:.6g})."
-            )
-        return True
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
-        if self._needs_retrace:
-            self._needs_retrace = False
-            if keras.backend.backend() == "jax":
-                retrace_train_function(self.model)
+        if reduced:
+            self.changes.append(LearningRateChange(epoch, old_lr, current_learning_rate(optimizer)))
+        return reduced
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -186,12 +164,3 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ReduceLROnPlateau":
         return cls(**config)
-
-
-def _wrap_schedule(optimizer: keras.optimizers.Optimizer) -> bool:
-    """Put the optimizer's schedule inside ``Scaled`` unless it is one; True if it wrapped."""
-    schedule = learning_rate_schedule(optimizer)
-    if schedule is None or isinstance(schedule, Scaled):
-        return False
-    base_optimizer(optimizer).learning_rate = Scaled(schedule)
-    return True

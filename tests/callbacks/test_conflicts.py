@@ -1,10 +1,11 @@
-"""Callbacks fighting over the learning rate are reported at the start of training."""
+"""Callbacks fighting over the learning rate are reported where the callback list is known."""
 
 from __future__ import annotations
 
 import warnings
 
 import keras
+import numpy as np
 import pytest
 
 from callbacks import (
@@ -12,42 +13,56 @@ from callbacks import (
     LearningRateConflictWarning,
     LRFinder,
     ReduceLROnPlateau,
+    check_callbacks,
+    find_lr,
     learning_rate_conflicts,
 )
-from tests.callbacks.helpers import linear_model, regression
+from tests.callbacks.helpers import moons, moons_model
 
 pytestmark = pytest.mark.backend_agnostic
-
-
-def _fit(callbacks):
-    x, y = regression()
-    model = linear_model(keras.optimizers.SGD(learning_rate=1e-3))
-    model.fit(x, y, batch_size=len(x), epochs=2, verbose=0, callbacks=callbacks)
 
 
 def test_scheduler_and_plateau_warn_naming_both():
     scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate * 0.9)
     plateau = ReduceLROnPlateau(monitor="loss")
     with pytest.warns(LearningRateConflictWarning) as record:
-        _fit([scheduler, plateau, EarlyStopping(monitor="loss")])
-    conflicts = [w for w in record if issubclass(w.category, LearningRateConflictWarning)]
-    assert len(conflicts) == 1  # one conflict, one warning
-    message = str(conflicts[0].message)
+        culprits = check_callbacks([scheduler, plateau, EarlyStopping(monitor="loss")])
+    assert culprits == [scheduler, plateau]
+    assert len(record) == 1  # one conflict, one warning
+    message = str(record[0].message)
     assert "LearningRateScheduler" in message and "callbacks.plateau.ReduceLROnPlateau" in message
 
 
 def test_two_reducers_warn():
     with pytest.warns(LearningRateConflictWarning, match="keras.*ReduceLROnPlateau"):
-        _fit([ReduceLROnPlateau(monitor="loss"), keras.callbacks.ReduceLROnPlateau(monitor="loss")])
+        check_callbacks([ReduceLROnPlateau(monitor="loss"), keras.callbacks.ReduceLROnPlateau()])
 
 
 def test_no_warning_without_a_conflict():
     with warnings.catch_warnings():
         warnings.simplefilter("error", LearningRateConflictWarning)
-        _fit([ReduceLROnPlateau(monitor="loss"), EarlyStopping(monitor="loss")])
+        assert check_callbacks([ReduceLROnPlateau(monitor="loss"), EarlyStopping(monitor="loss")]) == []
 
 
 def test_detection_is_a_plain_function():
     plateau, finder = ReduceLROnPlateau(), LRFinder()
     assert learning_rate_conflicts([plateau, EarlyStopping()]) == []
     assert learning_rate_conflicts([plateau, EarlyStopping(), finder]) == [plateau, finder]
+
+
+def test_the_entry_points_check():
+    """find_lr adds its own LRFinder; train_run checks the callbacks it is given."""
+    from experiments.training import train_run
+    from lab import models
+    from lab.optimizers import SGD
+
+    data = moons(64)
+    model = moons_model(SGD(learning_rate=0.1))
+    with pytest.warns(LearningRateConflictWarning, match="LRFinder"):
+        find_lr(model, data.x_train, data.y_train, num_steps=4, verify_steps=0,
+                callbacks=[ReduceLROnPlateau(monitor="loss")])
+    scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate)
+    with pytest.warns(LearningRateConflictWarning):
+        train_run(models.moons_net(0), SGD(learning_rate=0.1), data, epochs=1, batch_size=64, seed=0,
+                  validate=False, callbacks=[scheduler, ReduceLROnPlateau(monitor="loss")])
+    assert np.isfinite(model.get_weights()[0]).all()

@@ -106,3 +106,18 @@ def test_several_steps_per_execution_is_refused(tmp_path):
         model.fit(
             data.x_train, data.y_train, batch_size=32, epochs=1, verbose=0, callbacks=[TrainingDiagnostics(tmp_path)]
         )
+
+
+def test_tags_are_the_same_in_every_run(tmp_path):
+    """The layer path without Keras's auto-numbered model name (``sequential_6/hidden``)."""
+    data = moons(64)
+    tags = []
+    for run in range(2):  # the second model is auto-named sequential_1 (or higher)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, activation="relu", name="hidden"),
+                                  keras.layers.Dense(2, activation="softmax", name="output")])
+        model.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy")
+        folder = tmp_path / str(run)
+        model.fit(data.x_train, data.y_train, batch_size=32, epochs=1, verbose=0,
+                  callbacks=[TrainingDiagnostics(folder, every_n_steps=1)])
+        tags.append(sorted(tag for tag in read_scalars(folder / "train") if tag.startswith("update_ratio/")))
+    assert tags[0] == tags[1] == ["update_ratio/hidden", "update_ratio/output"]

@@ -1,4 +1,4 @@
-"""The LR range test: rates applied, losses recorded, exact restoration, suggestions."""
+"""The LR range test: rates applied, losses recorded, the model untouched, every suggestion."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import lab.schedules as schedules
-from callbacks import LRFinder, LRFinderResult, find_lr
-from lab.callbacks.lr_finder import minimum_tenth, steepest, sweep_learning_rates, valley
+from callbacks import LRFinder, LRFinderResult, Suggestions, find_lr
+from lab.callbacks.lr_finder import minimum, slide, steep, sweep_learning_rates, valley
 from lab import models
 from lab.optimizers import SGD, Adam
 from tests.callbacks.helpers import (
@@ -33,16 +33,11 @@ def _smoothed(losses, beta):
     return np.array(out)
 
 
-@pytest.mark.parametrize(
-    "learning_rate",
-    [0.01, keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)],
-    ids=["float", "schedule"],
-)
 @pytest.mark.parametrize("mode", ["exponential", "linear"])
-def test_applied_rates_and_recorded_losses(learning_rate, mode):
+def test_applied_rates_and_recorded_losses(mode):
     """Full-batch plain SGD on y = 3x + 7, one step an epoch: the sweep crosses 8 epochs."""
     x, y = regression()
-    model = linear_model(keras.optimizers.SGD(learning_rate=learning_rate))
+    model = linear_model(keras.optimizers.SGD(learning_rate=0.01))
     finder = LRFinder(start_lr=1e-3, end_lr=3e-2, num_steps=8, mode=mode, smoothing=0.9)
     recorder = ParameterRecorder()
     model.fit(x, y, batch_size=len(x), epochs=20, callbacks=[finder, recorder], verbose=0)
@@ -56,20 +51,25 @@ def test_applied_rates_and_recorded_losses(learning_rate, mode):
     np.testing.assert_allclose(result.losses, expected_losses, rtol=1e-5)
     np.testing.assert_allclose(result.smoothed_losses, _smoothed(result.losses, 0.9), rtol=1e-12)
     assert not result.diverged
-    # Restored: the weights are the initial ones again, the schedule is back in place.
+    # Restored: the weights are the initial ones again, and the rate.
     kernel, bias = (float(v.numpy().ravel()[0]) for v in model.trainable_variables)
     assert (kernel, bias) == recorder.after_step[0]
-    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        assert model.optimizer._learning_rate is learning_rate
-    else:
-        assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_the_callback_refuses_a_schedule():
+    x, y = regression()
+    model = linear_model(keras.optimizers.SGD(learning_rate=schedules.Constant(0.01)))
+    with pytest.raises(ValueError, match="find_lr"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[LRFinder(num_steps=4)])
 
 
 def test_stops_when_the_loss_diverges():
     x, y = regression()
     model = linear_model(keras.optimizers.SGD(learning_rate=0.01))
     result = find_lr(model, x, y, start_lr=1e-3, end_lr=10.0, num_steps=40, batch_size=len(x),
-                     smoothing=0.5)
+                     smoothing=0.5, verify_steps=0)
     assert result.diverged
     assert len(result.learning_rates) < 40
     smoothed = result.smoothed_losses
@@ -94,7 +94,8 @@ def _state(model):
     ],
     ids=["keras-adam", "lab-adam-schedule", "lab-sgd-momentum", "keras-rmsprop-schedule"],
 )
-def test_restores_weights_optimizer_and_iterations_exactly(make_optimizer):
+def test_find_lr_leaves_the_model_untouched(make_optimizer):
+    """The test runs on a twin: weights, optimizer variables, schedule and iterations stay."""
     data = moons(256)
     model = moons_model(make_optimizer())
     model.fit(data.x_train, data.y_train, epochs=1, batch_size=64, verbose=0)  # non-zero state
@@ -105,13 +106,15 @@ def test_restores_weights_optimizer_and_iterations_exactly(make_optimizer):
                      batch_size=64)
     assert isinstance(result, LRFinderResult)
     assert len(result.learning_rates) == 12  # 3 epochs of 4 batches
+    assert result.verified in result.verification and set(result.verification) <= set(result.suggestions)
+    assert result.suggestion == result.verified == min(result.verification, key=result.verification.get)
     after_weights, after_slots, after_iterations = _state(model)
     assert after_iterations == iterations
     assert len(after_slots) == len(slots)
     assert all(np.array_equal(a, b) for a, b in zip(weights, after_weights))
     assert all(np.array_equal(a, b) for a, b in zip(slots, after_slots))
     assert model.optimizer._learning_rate is learning_rate
-    # Training continues with the original rate (the schedule at the restored step).
+    # Training continues with the original rate (the schedule at the step it was at).
     model.fit(data.x_train, data.y_train, epochs=1, batch_size=64, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 8
     if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
@@ -124,7 +127,7 @@ def test_tf_data_input():
     data = moons(256)
     dataset = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).batch(32)
     model = moons_model(keras.optimizers.SGD(learning_rate=0.1))
-    result = find_lr(model, dataset, start_lr=1e-4, end_lr=1e-1, num_steps=20)
+    result = find_lr(model, dataset, start_lr=1e-4, end_lr=1e-1, num_steps=20, verify_steps=6)
     assert len(result.learning_rates) == 20  # 8 batches an epoch: the data repeats
     assert np.all(np.isfinite(result.losses))
 
@@ -171,16 +174,20 @@ def _synthetic() -> LRFinderResult:
 
 def test_suggestions_on_a_known_curve():
     result = _synthetic()
-    assert result.suggestion == pytest.approx(1e-2, rel=0.13)
-    assert steepest(result.learning_rates, result.losses) == result.suggestion
-    minimum = result.learning_rates[np.argmin(result.losses)]
-    assert result.suggest("minimum/10") == pytest.approx(minimum / 10)
-    assert minimum_tenth(result.learning_rates, result.losses) == result.suggest("minimum/10")
+    suggestions = result.suggestions
+    assert isinstance(suggestions, Suggestions) and suggestions.verified is None
+    assert suggestions.steep == pytest.approx(1e-2, rel=0.13)
+    assert steep(result.learning_rates, result.losses) == suggestions.steep == result.suggest("steep")
+    lowest = result.learning_rates[np.argmin(result.losses)]
+    assert suggestions.minimum == pytest.approx(lowest / 10) == minimum(result.learning_rates, result.losses)
+    assert result.suggestion == suggestions.minimum  # the default without a verification
     # valley: inside the longest decreasing stretch, before the minimum
-    assert 1e-5 < result.suggest("valley") < minimum
-    assert valley(result.learning_rates, result.losses) == result.suggest("valley")
+    assert 1e-5 < suggestions.valley < lowest
+    assert valley(result.learning_rates, result.losses) == suggestions.valley
+    # slide: where the slope stops changing, walking left from the end: the flat start
+    assert suggestions.slide == slide(result.learning_rates, result.losses) < 1e-2
     with pytest.raises(ValueError, match="method"):
-        result.suggest("steep")
+        result.suggest("minimum/10")
 
 
 def test_frame_and_plot(tmp_path):
@@ -194,8 +201,10 @@ def test_frame_and_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     axes = figure.axes[0]
     assert axes.get_xscale() == "log"
-    marked = [line for line in axes.lines if line.get_marker() == "o"]
-    assert marked and marked[0].get_xdata()[0] == pytest.approx(result.suggestion)
+    marked = {line.get_label().split(":")[0]: line.get_xdata()[0] for line in axes.lines
+              if line.get_marker() not in (None, "None", "")}
+    assert marked == pytest.approx({name: rate for name, rate in result.suggestions._asdict().items()
+                                    if rate is not None})
 
 
 def test_argument_checks_and_config():
