@@ -38,9 +38,9 @@ def test_the_own_problem_example_runs_through_the_main_job(tmp_path, monkeypatch
     (tmp_path / "mymodule.py").write_text(_section_code("Problems: the lab's and your own"))
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "out"
-    argv = ["--problems", "mymodule:PROBLEM", "--optimizers", "sgd", "keras:Adam", "--epochs", "2", "--seeds", "1",
+    argv = ["--problems", "mymodule:PROBLEM", "--optimizers", "sgd", "keras:Adam", "--epochs", "5", "--seeds", "1",
             "--no-tensorboard", "--no-progress", "--out", str(out)]  # fmt: skip
     assert compare_optimizers.main(argv) == 0
     results = pd.read_csv(out / "results.csv")
-    assert set(results["problem"]) == {"cancer"} and len(results) == 2 * 2
-    assert results["val_accuracy"].iloc[-1] > 0.8
+    assert set(results["problem"]) == {"cancer"} and len(results) == 2 * 5
+    assert results["val_accuracy"].iloc[-1] > 0.85  # five epochs of Adam learn the data set
