@@ -40,6 +40,13 @@ KERAS_TEST_MODULES: dict[str, type[keras.optimizers.Optimizer]] = {
     "adamw": optimizers.AdamW,
     "nadam": optimizers.Nadam,
     "lion": optimizers.Lion,
+    "adadelta": optimizers.Adadelta,
+    "adamax": optimizers.Adamax,
+    "ftrl": optimizers.Ftrl,
+    "lamb": optimizers.Lamb,
+    "adafactor": optimizers.Adafactor,
+    "muon": optimizers.Muon,
+    "schedule_free_adamw": optimizers.ScheduleFreeAdamW,
 }
 
 EXPECTED_DIFFERENCES: dict[str, str] = {
