@@ -41,11 +41,13 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
     ``model.evaluate``, ``predict`` or saving them) and are put back to ``y`` exactly on exit, so
     training continues unchanged.
 
-    The twin against Keras 3.15: ``keras.optimizers.ScheduleFreeAdamW`` keeps
-    ``momentum.value`` as "z before the step", which on JAX is a snapshot but on TensorFlow and
-    torch is the live variable, so there ``x_old`` is computed from the *updated* z and the
-    trajectory differs from the rule above (and from Keras on JAX). The twin computes ``x_old``
-    before ``z`` moves, on every backend, and equals Keras on JAX.
+    The twin against Keras 3.15, which differs from the rule above on two backends:
+    ``keras.optimizers.ScheduleFreeAdamW`` keeps ``momentum.value`` as "z before the step", a
+    snapshot on JAX but the live variable on TensorFlow and torch, so there its ``x_old`` is
+    computed from the *updated* z; and it sets ``z₀ = θ₀`` by an assign in ``build``, which on
+    TensorFlow, when the optimiser is built inside the first compiled ``fit`` step, never runs
+    (z starts at 0). The twin computes ``x_old`` before z moves and starts z through its
+    initializer, on every backend; it equals Keras on JAX.
 
     How it relates to the paper: the paper weights the average by ``γ_t²`` (``c_t = γ_t²/Σ γ_i²``)
     so that warm-up steps count less; Keras, and the twin, use ``c_t = 1/t`` (the same without
@@ -109,10 +111,15 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
-        self.base_sequences, self.velocities = self.add_optimizer_variables(variables, ["momentum", "velocity"])
-        for z, variable in zip(self.base_sequences, variables):
-            if z is not None:
-                self.assign(z, ops.copy(variable))
+        # z₀ = θ₀ through the initializer, not an assign after creation: a build traced inside a
+        # compiled TensorFlow step runs initializers once, eagerly, but never that trace's assigns
+        self.base_sequences = [
+            None
+            if self._overwrite_variable_with_gradient(variable)
+            else self.add_variable_from_reference(variable, "momentum", initializer=_value_of(variable))
+            for variable in variables
+        ]
+        self.velocities = self.add_optimizer_variables(variables, "velocity")
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         dtype = variable.dtype
@@ -142,18 +149,19 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
             raise ValueError("ScheduleFreeAdamW.averaged_weights() needs a built optimizer: train a step (or build) first.")
         weights = []
         for variable, z in zip(self._trainable_variables, self.base_sequences):
+            y = ops.stop_gradient(ops.copy(variable.value))  # plain values (torch's would track gradients)
             if z is None:
-                weights.append(ops.copy(variable.value))
+                weights.append(y)
                 continue
             one_minus_beta_1 = ops.cast(1 - self.beta_1, variable.dtype)
-            weights.append(ops.divide(ops.subtract(variable.value, ops.multiply(one_minus_beta_1, z.value)), self.beta_1))
+            weights.append(ops.divide(ops.subtract(y, ops.multiply(one_minus_beta_1, z.value)), self.beta_1))
         return weights
 
     @contextlib.contextmanager
     def use_averaged_weights(self) -> Iterator[None]:
         """Within the block the trained variables hold ``x``; on exit, exactly the ``y`` they held."""
         averaged = self.averaged_weights()
-        training_weights = [ops.copy(variable.value) for variable in self._trainable_variables]
+        training_weights = [ops.stop_gradient(ops.copy(variable.value)) for variable in self._trainable_variables]
         for variable, x in zip(self._trainable_variables, averaged):
             variable.assign(x)
         try:
@@ -168,3 +176,12 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
             {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "warmup_steps": self.warmup_steps}
         )
         return config
+
+
+def _value_of(variable: Any) -> Any:
+    """An initializer that copies ``variable``'s current value."""
+
+    def initializer(shape: tuple, dtype: Any = None) -> Any:
+        return ops.cast(ops.copy(variable.value), dtype or variable.dtype)
+
+    return initializer
