@@ -43,8 +43,8 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
 
     The twin against Keras 3.15, which differs from the rule above on two backends:
     ``keras.optimizers.ScheduleFreeAdamW`` keeps ``momentum.value`` as "z before the step", a
-    snapshot on JAX but the live variable on TensorFlow and torch, so there its ``x_old`` is
-    computed from the *updated* z; and it sets ``z₀ = θ₀`` by an assign in ``build``, which on
+    snapshot on JAX but the live variable on TensorFlow and torch, so there the previous ``x``
+    (``x_old``, recovered from y and z) is computed from the *updated* z; and it sets ``z₀ = θ₀`` by an assign in ``build``, which on
     TensorFlow, when the optimiser is built inside the first compiled ``fit`` step, never runs
     (z starts at 0). The twin computes ``x_old`` before z moves and starts z through its
     initializer, on every backend; it equals Keras on JAX.

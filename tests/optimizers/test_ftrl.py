@@ -1,7 +1,6 @@
 """lab.optimizers.Ftrl against its NumPy reference and against keras.optimizers.Ftrl."""
 
 import keras
-import numpy as np
 import pytest
 
 from lab.optimizers import Ftrl
