@@ -111,6 +111,12 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
+def test_the_test_methods_see_the_lab_class():
+    loaded = load_with_lab_class("adam", optimizers.Adam)
+    assert loaded.AdamTest.test_single_step.__globals__["Adam"] is optimizers.Adam
+    assert importlib.import_module("keras.src.optimizers.adam_test").Adam is keras.optimizers.Adam  # untouched
+
+
 def test_every_expected_difference_names_a_keras_test():
     assert set(EXPECTED_DIFFERENCES) <= {case.id for case in CASES}
 
