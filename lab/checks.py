@@ -86,10 +86,6 @@ def check_unit_interval_open_right(name: str, value: Any, *, message: str | None
     return check_in_range(name, value, 0.0, 1.0, high_inclusive=False, message=message)
 
 
-def check_unit_interval_open(name: str, value: Any, *, message: str | None = None) -> float:
-    """``0 < value < 1`` -- a decay that also divides (schedule-free's interpolation β₁)."""
-    return check_in_range(name, value, 0.0, 1.0, low_inclusive=False, high_inclusive=False, message=message)
-
 
 def check_positive_int(name: str, value: Any) -> int:
     """An integer ``>= 1`` (steps, epochs, batch sizes)."""
