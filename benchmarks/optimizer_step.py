@@ -3,7 +3,8 @@
     python -m benchmarks.optimizer_step [--backend tensorflow|jax|both] [--repeats N] [--steps S]
 
 The model is the MNIST MLP (``lab.models.mnist_mlp``), batch 32, the settings of each registry name
-(``lab.registry``) for both the lab class and the Keras class of the same name. Each backend runs
+(``lab.registry``) for both the lab class and the Keras class of the same name; by default every
+registry name whose class has a Keras twin (``twin_names``). Each backend runs
 in its own subprocess. Within it, every pair is compiled and warmed up (the first, compiling
 ``fit`` is not timed), then timed in interleaved repetitions -- lab, Keras, lab, Keras, ... -- of
 ``S`` training steps each, so slow drifts of the machine hit both alike. The table gives the median
@@ -122,14 +123,24 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+def twin_names() -> list[str]:
+    """The registry names whose lab class has a Keras built-in of the same name."""
+    import keras
+
     from lab.registry import OPTIMIZERS
 
+    return [name for name, entry in OPTIMIZERS.items() if hasattr(keras.optimizers, entry.class_name)]
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    twins = twin_names()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizer_step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
     parser.add_argument("--repeats", type=int, default=7, help="timed repetitions per optimiser and side (default 7)")
     parser.add_argument("--steps", type=int, default=100, help="training steps per repetition (default 100)")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS), help="comma-separated registry names (default: all)")
+    parser.add_argument(
+        "--optimizers", default=",".join(twins), help="comma-separated registry names (default: all with a Keras twin)"
+    )
     parser.add_argument(
         "--control", default="adam", help="also time this Keras optimiser against itself, the noise floor ('' for none)"
     )
@@ -139,11 +150,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if arguments.repeats < 1 or arguments.steps < 1:
         parser.error("--repeats and --steps must be >= 1")
     names = [n.strip() for n in arguments.optimizers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPTIMIZERS]
+    unknown = [n for n in names if n not in twins]
     if unknown or not names:
-        parser.error(f"unknown optimizers {unknown}; valid: {', '.join(OPTIMIZERS)}")
-    if arguments.control and arguments.control not in OPTIMIZERS:
-        parser.error(f"unknown --control {arguments.control!r}; valid: {', '.join(OPTIMIZERS)}")
+        parser.error(f"unknown optimizers (or without a Keras twin) {unknown}; valid: {', '.join(twins)}")
+    if arguments.control and arguments.control not in twins:
+        parser.error(f"unknown --control {arguments.control!r}; valid: {', '.join(twins)}")
     arguments.names = names
     return arguments
 

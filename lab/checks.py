@@ -2,6 +2,10 @@
 
 Each check raises ``ValueError`` naming the argument, the value it got and the allowed range,
 so a bad hyperparameter fails at construction rather than as a NaN many steps later.
+
+Where a Keras twin words the same check differently, the optimiser passes the twin's wording as
+``message`` (a format string of ``{name}`` and ``{value}``), so code and tests written against the
+twin's errors see the same text; the range checked stays the one the lab declares.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def _as_float(name: str, value: Any) -> float:
+def _fail(name: str, value: Any, default: str, message: str | None) -> ValueError:
+    return ValueError(default if message is None else message.format(name=name, value=value))
+
+
+def _as_float(name: str, value: Any, message: str | None = None) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a number, got {_describe(value)}.") from None
+        raise _fail(name, value, f"`{name}` must be a number, got {_describe(value)}.", message) from None
     if math.isnan(number):
-        raise ValueError(f"`{name}` must be a number, got NaN.")
+        raise _fail(name, value, f"`{name}` must be a number, got NaN.", message)
     return number
 
 
@@ -33,12 +41,14 @@ def check_in_range(
     *,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
+    message: str | None = None,
 ) -> float:
     """Return ``float(value)`` if it lies in the interval, else raise ``ValueError``.
 
-    ``low``/``high`` of ``None`` leave that side open (to -inf / +inf).
+    ``low``/``high`` of ``None`` leave that side open (to -inf / +inf); ``message`` replaces the
+    default wording (see the module docstring).
     """
-    number = _as_float(name, value)
+    number = _as_float(name, value, message)
     ok = True
     if low is not None:
         ok &= number >= low if low_inclusive else number > low
@@ -52,23 +62,29 @@ def check_in_range(
             + f"{left}, {right}"
             + ("]" if high_inclusive and high is not None else ")")
         )
-        raise ValueError(f"`{name}` must be in {interval}, got {_describe(value)}.")
+        raise _fail(name, value, f"`{name}` must be in {interval}, got {_describe(value)}.", message)
     return number
 
 
-def check_non_negative(name: str, value: Any) -> float:
+def check_non_negative(name: str, value: Any, *, message: str | None = None) -> float:
     """``value >= 0``."""
-    return check_in_range(name, value, 0.0, None)
+    return check_in_range(name, value, 0.0, None, message=message)
 
 
-def check_positive(name: str, value: Any) -> float:
+def check_non_positive(name: str, value: Any, *, message: str | None = None) -> float:
+    """``value <= 0`` -- a power that makes a step size decay."""
+    return check_in_range(name, value, None, 0.0, message=message)
+
+
+def check_positive(name: str, value: Any, *, message: str | None = None) -> float:
     """``value > 0``."""
-    return check_in_range(name, value, 0.0, None, low_inclusive=False)
+    return check_in_range(name, value, 0.0, None, low_inclusive=False, message=message)
 
 
-def check_unit_interval_open_right(name: str, value: Any) -> float:
+def check_unit_interval_open_right(name: str, value: Any, *, message: str | None = None) -> float:
     """``0 <= value < 1`` -- momentum, beta_1, beta_2, rho."""
-    return check_in_range(name, value, 0.0, 1.0, high_inclusive=False)
+    return check_in_range(name, value, 0.0, 1.0, high_inclusive=False, message=message)
+
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -79,6 +95,13 @@ def check_positive_int(name: str, value: Any) -> int:
     if number < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {_describe(value)}.")
     return number
+
+
+def check_non_negative_int(name: str, value: Any) -> int:
+    """An integer ``>= 0`` (warm-up steps, where 0 means none)."""
+    if isinstance(value, bool) or not float(_as_float(name, value)).is_integer() or int(value) < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0, got {_describe(value)}.")
+    return int(value)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:

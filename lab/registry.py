@@ -15,7 +15,8 @@ and ``package.module:Class`` a user's own ``keras.optimizers.Optimizer`` subclas
 their class's own defaults.
 
 Defaults follow notebook 003: SGD 0.01, momentum = SGD 0.01 with 0.9, RMSprop 0.001,
-Adam 0.001. The others use Keras's defaults (AdamW, Nadam 0.001; Adagrad 0.001; Lion 0.001).
+Adam 0.001. The others use Keras's defaults (AdamW, Nadam 0.001; Adagrad 0.001; Lion 0.001;
+Adadelta, Adamax, Ftrl, Lamb, Adafactor, Muon 0.001; ScheduleFreeAdamW 0.0025).
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "nadam": OptimizerEntry("Nadam", {"learning_rate": 0.001}, "Nadam, lr 0.001"),
     "lion": OptimizerEntry("Lion", {"learning_rate": 0.001}, "Lion, lr 0.001"),
 }
+
+# The other Keras built-ins' twins, with Keras's defaults.
+OPTIMIZERS.update(
+    {
+        "adadelta": OptimizerEntry("Adadelta", {"learning_rate": 0.001}, "Adadelta, lr 0.001, rho 0.95"),
+        "adamax": OptimizerEntry("Adamax", {"learning_rate": 0.001}, "Adamax, lr 0.001"),
+        "ftrl": OptimizerEntry("Ftrl", {"learning_rate": 0.001}, "FTRL-Proximal, lr 0.001, power -0.5"),
+        "lamb": OptimizerEntry("Lamb", {"learning_rate": 0.001}, "LAMB, lr 0.001"),
+        "adafactor": OptimizerEntry("Adafactor", {"learning_rate": 0.001}, "Adafactor, relative step min(0.001, 1/sqrt(t))"),
+        "muon": OptimizerEntry("Muon", {"learning_rate": 0.001}, "Muon (AdamW for non-matrices), lr 0.001, momentum 0.95"),
+        "schedule_free_adamw": OptimizerEntry(
+            "ScheduleFreeAdamW", {"learning_rate": 0.0025}, "schedule-free AdamW, lr 0.0025 (evaluate the average x)"
+        ),
+    }
+)
 
 
 def _is_import_path(name: str) -> bool:

@@ -21,6 +21,14 @@ EXPECTED = {
     "adamw": (optimizers.AdamW, 0.001, {"weight_decay": 0.004}),
     "nadam": (optimizers.Nadam, 0.001, {}),
     "lion": (optimizers.Lion, 0.001, {}),
+    # the other Keras twins, with Keras's defaults
+    "adadelta": (optimizers.Adadelta, 0.001, {"rho": 0.95}),
+    "adamax": (optimizers.Adamax, 0.001, {"beta_2": 0.999}),
+    "ftrl": (optimizers.Ftrl, 0.001, {"learning_rate_power": -0.5, "initial_accumulator_value": 0.1}),
+    "lamb": (optimizers.Lamb, 0.001, {"beta_1": 0.9}),
+    "adafactor": (optimizers.Adafactor, 0.001, {"beta_2_decay": -0.8, "relative_step": True}),
+    "muon": (optimizers.Muon, 0.001, {"momentum": 0.95, "ns_steps": 5, "weight_decay": 0.004, "adam_weight_decay": 0.004}),
+    "schedule_free_adamw": (optimizers.ScheduleFreeAdamW, 0.0025, {"beta_1": 0.9, "warmup_steps": 0}),
 }
 
 
@@ -58,7 +66,7 @@ def test_extra_arguments_win():
 @pytest.mark.parametrize(
     "spec,message",
     [
-        ("adamax", "unknown optimizer 'adamax'; valid names: sgd, momentum"),
+        ("sophia", "unknown optimizer 'sophia'; valid names: sgd, momentum"),
         ("adam:learning_rate", "malformed override"),
         ("adam:=3", "malformed override"),
         ("adam:learning_rate=", "malformed override"),

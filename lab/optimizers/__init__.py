@@ -13,3 +13,14 @@ from lab.optimizers.rmsprop import RMSprop
 from lab.optimizers.sgd import SGD
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Nadam", "Lion"]
+
+# The other Keras built-ins' twins.
+from lab.optimizers.adadelta import Adadelta  # noqa: E402
+from lab.optimizers.adafactor import Adafactor  # noqa: E402
+from lab.optimizers.adamax import Adamax  # noqa: E402
+from lab.optimizers.ftrl import Ftrl  # noqa: E402
+from lab.optimizers.lamb import Lamb  # noqa: E402
+from lab.optimizers.muon import Muon  # noqa: E402
+from lab.optimizers.schedule_free_adamw import ScheduleFreeAdamW  # noqa: E402
+
+__all__ += ["Adadelta", "Adamax", "Ftrl", "Lamb", "Adafactor", "Muon", "ScheduleFreeAdamW"]

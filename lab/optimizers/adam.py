@@ -10,6 +10,8 @@ from keras import ops
 from lab import checks
 
 EPSILON_PLACEMENTS = ("keras", "paper")
+# keras.optimizers.AdamW's wording (for None), with the range the lab checks
+WEIGHT_DECAY_MESSAGE = "Argument `{name}` must be a float. Received: {name}={value}. AdamW needs one in [0, +inf)."
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -194,9 +196,7 @@ class AdamW(Adam):
         epsilon_placement: str = "keras",
         **kwargs: Any,
     ) -> None:
-        if weight_decay is None:
-            raise ValueError("`weight_decay` must be a number >= 0 for AdamW, got None.")
-        checks.check_non_negative("weight_decay", weight_decay)
+        checks.check_non_negative("weight_decay", weight_decay, message=WEIGHT_DECAY_MESSAGE)
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,

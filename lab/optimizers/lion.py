@@ -28,6 +28,9 @@ class Lion(keras.optimizers.Optimizer):
         learning_rate: a float ``>= 0``, a ``LearningRateSchedule`` or a callable of no
             arguments. Defaults to ``0.001``.
         beta_1: ``β₁`` in ``[0, 1)``, the interpolation of the update direction. Defaults to ``0.9``.
+            ``keras.optimizers.Lion`` requires ``(0, 1]``: it rejects ``β₁ = 0``, which the lab
+            keeps as the signSGD variant, and accepts ``β₁ = 1``, where the current gradient no
+            longer enters the direction; Keras's ``test_invalid_beta_1`` is an expected difference.
         beta_2: ``β₂`` in ``[0, 1)``, the decay of the momentum. Defaults to ``0.99``.
         **Other arguments**: as ``keras.optimizers.Optimizer``; the positional order matches
             ``keras.optimizers.Lion``.

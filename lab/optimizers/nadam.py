@@ -88,9 +88,15 @@ class Nadam(keras.optimizers.Optimizer):
         super().build(variables)
         dtype = variables[0].dtype if variables else keras.backend.floatx()
         self.momentums, self.velocities = self.add_optimizer_variables(variables, ["momentum", "velocity"])
-        self.mu_product = self.add_variable(
+        # Keras's attribute name (μ is "u" there), so code written for keras.optimizers.Nadam finds it
+        self._u_product = self.add_variable(
             shape=(), initializer="ones", dtype=dtype, aggregation="only_first_replica", name="mu_product"
         )
+
+    @property
+    def mu_product(self) -> Any:
+        """The running product ``Π_{i≤t} μ_i``, a scalar optimiser variable (Keras: ``_u_product``)."""
+        return self._u_product
 
     def _mu(self, step: Any, dtype: str) -> Any:
         """``μ_step = β₁·(1 − ½·0.96^step)``."""
@@ -99,8 +105,8 @@ class Nadam(keras.optimizers.Optimizer):
 
     def _backend_update_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> None:
         """Advance ``Π μ_i`` to this step once, then update every variable."""
-        dtype = self.mu_product.dtype
-        self.assign(self.mu_product, self.mu_product * self._mu(ops.cast(self.iterations + 1, dtype), dtype))
+        dtype = self._u_product.dtype
+        self.assign(self._u_product, self._u_product * self._mu(ops.cast(self.iterations + 1, dtype), dtype))
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
@@ -111,7 +117,7 @@ class Nadam(keras.optimizers.Optimizer):
         t = ops.cast(self.iterations + 1, dtype)
         mu_t = self._mu(t, dtype)
         mu_next = self._mu(t + 1, dtype)
-        mu_product = ops.cast(self.mu_product, dtype)  # Π_{i≤t} μ_i, advanced for this step
+        mu_product = ops.cast(self._u_product, dtype)  # Π_{i≤t} μ_i, advanced for this step
         mu_product_next = mu_product * mu_next  # Π_{i≤t+1} μ_i
         beta_2_power = ops.power(ops.convert_to_tensor(self.beta_2, dtype), t)
         m = self.momentums[index]

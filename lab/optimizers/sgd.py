@@ -49,6 +49,10 @@ class SGD(keras.optimizers.Optimizer):
         learning_rate: a float ``>= 0``, a ``keras.optimizers.schedules.LearningRateSchedule`` or a
             callable of no arguments. Defaults to ``0.01``.
         momentum: ``β`` in ``[0, 1)``; ``0`` is plain gradient descent. Defaults to ``0.0``.
+            ``keras.optimizers.SGD`` also accepts ``1``, where the velocity never forgets a
+            gradient (an undamped sum that does not settle); the lab rejects it, so Keras's
+            ``test_invalid_momentum``, which expects its own ``[0, 1]`` wording, is an expected
+            difference.
         nesterov: apply the Nesterov look-ahead of the chosen style. Defaults to ``False``.
         momentum_style: ``"keras"``, ``"heavy_ball"`` or ``"ema"`` (keyword only), see above.
         **Other arguments**: as ``keras.optimizers.Optimizer`` (``weight_decay``, ``clipnorm``,

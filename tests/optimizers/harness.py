@@ -105,12 +105,15 @@ def tiny_data(seed: int = 0, samples: int = 64) -> tuple[np.ndarray, np.ndarray]
     return x, y
 
 
-def tiny_model(seed: int = 0) -> keras.Model:
+def tiny_model(seed: int = 0, names: tuple[str | None, str | None] = (None, None)) -> keras.Model:
+    """6-8-2, tanh then softmax; ``names`` of the two layers (Keras numbers them when None)."""
     return keras.Sequential(
         [
             keras.Input(shape=(6,)),
-            keras.layers.Dense(8, activation="tanh", kernel_initializer=keras.initializers.GlorotUniform(seed)),
-            keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed + 1)),
+            keras.layers.Dense(8, activation="tanh", kernel_initializer=keras.initializers.GlorotUniform(seed), name=names[0]),
+            keras.layers.Dense(
+                2, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed + 1), name=names[1]
+            ),
         ]
     )
 

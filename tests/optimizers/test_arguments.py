@@ -33,6 +33,19 @@ BAD = [
     (optimizers.Nadam, {"beta_1": 2.0}, "`beta_1`"),
     (optimizers.Lion, {"beta_2": 1.0}, "`beta_2`"),
     (optimizers.Lion, {"learning_rate": float("nan")}, "learning_rate"),
+    (optimizers.Adadelta, {"rho": 1.0}, r"`rho` must be in \[0, 1\)"),
+    (optimizers.Adamax, {"beta_2": 1.0}, "`beta_2`"),
+    (optimizers.Ftrl, {"learning_rate_power": 0.5}, "`learning_rate_power` needs to be negative or zero"),
+    (optimizers.Ftrl, {"beta": -1.0}, "`beta` needs to be positive or zero"),
+    (optimizers.Lamb, {"epsilon": 0.0}, "`epsilon`"),
+    (optimizers.Adafactor, {"beta_2_decay": 0.8}, r"`beta_2_decay` must be in \(-inf, 0\]"),
+    (optimizers.Adafactor, {"clip_threshold": 0.0}, "`clip_threshold`"),
+    (optimizers.Muon, {"momentum": 1.0}, "`momentum`"),
+    (optimizers.Muon, {"ns_steps": 0}, "`ns_steps` must be a positive integer"),
+    (optimizers.Muon, {"rms_rate": -0.2}, "`rms_rate`"),
+    (optimizers.Muon, {"exclude_layers": ["("]}, "`exclude_layers` must hold regular expressions"),
+    (optimizers.ScheduleFreeAdamW, {"beta_1": 0.0}, r"`beta_1` must be in \(0, 1\]"),
+    (optimizers.ScheduleFreeAdamW, {"warmup_steps": 2.5}, "`warmup_steps` must be an integer >= 0"),
 ]
 
 

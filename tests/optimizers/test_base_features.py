@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.optimizers import harness
-from tests.optimizers.twins import TWINS, pair
+from tests.optimizers.twins import pair, twin_params
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -40,11 +40,11 @@ def run(optimizer: keras.optimizers.Optimizer, exclude_bias: bool = False, gradi
 
 
 def without_option(name: str) -> keras.optimizers.Optimizer:
-    """The lab optimiser with none of the options (AdamW's built-in decay switched off)."""
-    return pair(name, **({"weight_decay": 0.0} if name == "AdamW" else {}))[0]()
+    """The lab optimiser with none of the options (AdamW's and Muon's built-in decay switched off)."""
+    return pair(name, **({"weight_decay": 0.0} if name in ("AdamW", "Muon") else {}))[0]()
 
 
-@pytest.mark.parametrize("name", list(TWINS))
+@pytest.mark.parametrize("name", twin_params())
 def test_options_match_twin(name):
     """One test per optimiser, looping over the options (a Keras session per test costs ~0.5 s)."""
     plain = run(without_option(name))
@@ -69,7 +69,7 @@ def test_options_match_twin(name):
         assert moved > 1e-4, f"{name}: {option} had no effect"
 
 
-@pytest.mark.parametrize("name", list(TWINS))
+@pytest.mark.parametrize("name", twin_params())
 def test_loss_scale_optimizer_matches_twin(name):
     if keras.backend.backend() == "jax":
         pytest.skip(

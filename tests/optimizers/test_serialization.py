@@ -22,6 +22,13 @@ CONFIGURED = {
     "AdamW": lambda: optimizers.AdamW(0.01, weight_decay=0.02),
     "Nadam": lambda: optimizers.Nadam(0.01),
     "Lion": lambda: optimizers.Lion(0.003),
+    "Adadelta": lambda: optimizers.Adadelta(1.0, rho=0.9),
+    "Adamax": lambda: optimizers.Adamax(0.01, beta_2=0.99),
+    "Ftrl": lambda: optimizers.Ftrl(0.1, l1_regularization_strength=0.01, l2_shrinkage_regularization_strength=0.01, beta=0.1),
+    "Lamb": lambda: optimizers.Lamb(0.01),
+    "Adafactor": lambda: optimizers.Adafactor(0.05, clip_threshold=0.5),
+    "Muon": lambda: optimizers.Muon(0.02, exclude_layers=["dense_1"], rms_rate=None, nesterov=False),
+    "ScheduleFreeAdamW": lambda: optimizers.ScheduleFreeAdamW(0.01, warmup_steps=3, weight_decay=0.01),
 }
 
 

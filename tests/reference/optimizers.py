@@ -148,3 +148,171 @@ class Lion:
         theta = theta - lr * np.sign(self.b1 * self.m + (1 - self.b1) * g)
         self.m = self.b2 * self.m + (1 - self.b2) * g
         return theta
+
+
+class Adadelta:
+    """Zeiler 2012, scaled by lr as Keras does: E[g²] = ρE[g²] + (1−ρ)g²;
+    Δ = −√(E[Δ²] + ε)/√(E[g²] + ε)·g;  E[Δ²] = ρE[Δ²] + (1−ρ)Δ²;  θ += lr·Δ."""
+
+    def __init__(self, rho=0.95, epsilon=1e-7):
+        self.rho, self.epsilon = rho, epsilon
+        self.squared_gradients = self.squared_updates = None
+
+    def step(self, theta, g, lr):
+        if self.squared_gradients is None:
+            self.squared_gradients, self.squared_updates = np.zeros_like(theta), np.zeros_like(theta)
+        self.squared_gradients = self.rho * self.squared_gradients + (1 - self.rho) * g**2
+        delta = -np.sqrt(self.squared_updates + self.epsilon) / np.sqrt(self.squared_gradients + self.epsilon) * g
+        self.squared_updates = self.rho * self.squared_updates + (1 - self.rho) * delta**2
+        return theta + lr * delta
+
+
+class Adamax:
+    """Kingma & Ba 2014, Section 7.1 (ε added to u as in Keras): m = β₁m + (1−β₁)g; u = max(β₂u, |g|);
+    θ −= lr/(1 − β₁ᵗ)·m/(u + ε)."""
+
+    def __init__(self, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        self.b1, self.b2, self.epsilon = beta_1, beta_2, epsilon
+        self.m = self.u = None
+        self.t = 0
+
+    def step(self, theta, g, lr):
+        if self.m is None:
+            self.m, self.u = np.zeros_like(theta), np.zeros_like(theta)
+        self.t += 1
+        self.m = self.b1 * self.m + (1 - self.b1) * g
+        self.u = np.maximum(self.b2 * self.u, np.abs(g))
+        return theta - lr / (1 - self.b1**self.t) * self.m / (self.u + self.epsilon)
+
+
+class Ftrl:
+    """McMahan et al. 2013, FTRL-Proximal per coordinate, in Keras's parametrisation
+    (power p, β folded into the L2 term, shrinkage λ₂ₛ added to the gradient):
+
+    g̃ = g + 2λ₂ₛθ;  n' = n + g²;  z += g̃ − (n'^(−p) − n^(−p))/lr·θ;  n = n';
+    θ = 0 where |z| <= λ₁, else −(z − sign(z)λ₁)/(n^(−p)/lr + 2λ₂ + β/lr).
+    """
+
+    def __init__(self, learning_rate_power=-0.5, initial_accumulator_value=0.1, l1=0.0, l2=0.0, l2_shrinkage=0.0, beta=0.0):
+        self.power, self.n0 = -learning_rate_power, initial_accumulator_value
+        self.l1, self.l2, self.l2_shrinkage, self.beta = l1, l2, l2_shrinkage, beta
+        self.n = self.z = None
+
+    def step(self, theta, g, lr):
+        if self.n is None:
+            self.n, self.z = np.full_like(theta, self.n0), np.zeros_like(theta)
+        n_new = self.n + g**2
+        self.z = self.z + g + 2 * self.l2_shrinkage * theta - (n_new**self.power - self.n**self.power) / lr * theta
+        self.n = n_new
+        quadratic = self.n**self.power / lr + 2 * self.l2 + self.beta / lr
+        return np.where(np.abs(self.z) <= self.l1, 0.0, -(self.z - np.sign(self.z) * self.l1) / quadratic)
+
+
+class Lamb:
+    """You et al. 2020 with Keras's decoupled weight decay (none here): r = m̂/(√v̂ + ε);
+    θ −= lr·(‖θ‖/‖r‖)·r, the ratio 1 where either norm is 0."""
+
+    def __init__(self, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        self.adam = Adam(beta_1, beta_2, epsilon, epsilon_placement="paper")
+
+    def step(self, theta, g, lr):
+        r = theta - self.adam.step(theta, g, 1.0)  # the Adam direction at rate 1
+        weight_norm, update_norm = np.linalg.norm(theta), np.linalg.norm(r)
+        ratio = weight_norm / update_norm if weight_norm > 0 and update_norm > 0 else 1.0
+        return theta - lr * ratio * r
+
+
+class Adafactor:
+    """Shazeer & Stern 2018 (Algorithm 4 without momentum), with Keras's ρ_t = min(lr, 1/√t):
+    α = max(ε₂, RMS(θ))·ρ_t;  β̂₂ = 1 − t^c;  G = g² + ε₁;
+    matrices: R = β̂₂R + (1−β̂₂)·row means of G, C likewise with column means, V = R Cᵀ/mean(R);
+    otherwise V = β̂₂V + (1−β̂₂)G;  U = g/√V;  θ −= α·U/max(1, RMS(U)/d)."""
+
+    def __init__(self, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0):
+        self.c, self.epsilon_1, self.epsilon_2, self.d = beta_2_decay, epsilon_1, epsilon_2, clip_threshold
+        self.rows = self.columns = self.v = None
+        self.t = 0
+
+    @staticmethod
+    def rms(x):
+        return np.sqrt(np.mean(x**2))
+
+    def step(self, theta, g, lr):
+        self.t += 1
+        t = self.t
+        alpha = max(self.epsilon_2, self.rms(theta)) * min(lr, 1 / np.sqrt(t))
+        beta = 1 - t**self.c
+        G = g**2 + self.epsilon_1
+        if theta.ndim >= 2:
+            if self.rows is None:
+                self.rows, self.columns = np.zeros(theta.shape[:-1]), np.zeros(theta.shape[:-2] + theta.shape[-1:])
+            self.rows = beta * self.rows + (1 - beta) * G.mean(axis=-1)
+            self.columns = beta * self.columns + (1 - beta) * G.mean(axis=-2)
+            v = self.rows[..., :, None] * self.columns[..., None, :] / self.rows.mean(axis=-1)[..., None, None]
+        else:
+            self.v = (0 if self.v is None else beta * self.v) + (1 - beta) * G
+            v = self.v
+        u = g / np.sqrt(v)
+        return theta - alpha * u / max(1.0, self.rms(u) / self.d)
+
+
+def newton_schulz(matrix: np.ndarray, steps: int = 5, coefficients=(3.4445, -4.7750, 2.0315)) -> np.ndarray:
+    """Jordan et al. 2024: the quintic iteration X ← aX + (bA + cA²)X, A = XXᵀ, on the wide orientation
+    of the matrix after dividing it by its Frobenius norm (+1e-7)."""
+    a, b, c = coefficients
+    tall = matrix.shape[0] > matrix.shape[1]
+    x = matrix.T if tall else matrix
+    x = x / (np.linalg.norm(x) + 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon:
+    """Jordan et al. 2024 with Moonlight's RMS matching (Liu et al. 2025), Keras's parametrisation:
+    decoupled decay θ −= lr·λ·θ, then b = μb + g; u = g + μb (Nesterov) or b;
+    θ −= lr·NS₅(u)·√max(n, m)·rms_rate.  ``adamw=True``: the fallback, θ −= lr·λ_adam·θ and then an
+    Adam step (Keras's ε) at lr·adam_lr_ratio."""
+
+    def __init__(self, momentum=0.95, nesterov=True, ns_steps=5, rms_rate=0.2, weight_decay=0.004,
+                 adamw=False, adam_beta_1=0.9, adam_beta_2=0.999, epsilon=1e-7, adam_weight_decay=0.004, adam_lr_ratio=1.0):
+        self.mu, self.nesterov, self.ns_steps, self.rms_rate = momentum, nesterov, ns_steps, rms_rate
+        self.adamw, self.lr_ratio = adamw, adam_lr_ratio
+        self.decay = adam_weight_decay if adamw else weight_decay
+        self.adam = Adam(adam_beta_1, adam_beta_2, epsilon)
+        self.b = None
+
+    def step(self, theta, g, lr):
+        theta = theta - lr * self.decay * theta
+        if self.adamw:
+            return self.adam.step(theta, g, lr * self.lr_ratio)
+        self.b = self.mu * (0 if self.b is None else self.b) + g
+        u = g + self.mu * self.b if self.nesterov else self.b
+        scale = np.sqrt(max(theta.shape)) * self.rms_rate if self.rms_rate is not None else 1.0
+        return theta - lr * newton_schulz(u, self.ns_steps) * scale
+
+
+class ScheduleFreeAdamW:
+    """Defazio et al. 2024 (Algorithm 1, AdamW form) with Keras's uniform average c_t = 1/t, x kept
+    explicitly: γ = lr·min(t/warmup, 1); v = β₂v + (1−β₂)g²; z −= γ·g/(√(v/(1−β₂ᵗ)) + ε);
+    x = (1 − 1/t)x + z/t; y = (1−β₁)z + β₁x (y is the model's θ; z₀ = x₀ = θ₀).
+    Keras's decoupled decay shrinks y before the step, y −= lr·λ·y; x, which Keras recovers from
+    y and z, takes the same change divided by β₁."""
+
+    def __init__(self, beta_1=0.9, beta_2=0.999, epsilon=1e-8, warmup_steps=0, weight_decay=0.0):
+        self.b1, self.b2, self.epsilon, self.warmup, self.wd = beta_1, beta_2, epsilon, warmup_steps, weight_decay
+        self.z = self.x = self.v = None
+        self.t = 0
+
+    def step(self, theta, g, lr):
+        if self.z is None:
+            self.z, self.x, self.v = theta.copy(), theta.copy(), np.zeros_like(theta)
+        self.t += 1
+        decay = lr * self.wd * theta
+        theta, self.x = theta - decay, self.x - decay / self.b1
+        rate = lr * min(self.t / self.warmup, 1.0) if self.warmup else lr
+        self.v = self.b2 * self.v + (1 - self.b2) * g**2
+        self.z = self.z - rate * g / (np.sqrt(self.v / (1 - self.b2**self.t)) + self.epsilon)
+        self.x = (1 - 1 / self.t) * self.x + self.z / self.t
+        return (1 - self.b1) * self.z + self.b1 * self.x
