@@ -157,6 +157,12 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
             weights.append(ops.divide(ops.subtract(y, ops.multiply(one_minus_beta_1, z.value)), self.beta_1))
         return weights
 
+    def evaluation_weights(self, variables: list[Any]) -> list[Any]:
+        """``x`` of each of ``variables`` (the model's trainable variables): the averaged-iterate
+        protocol that ``lab.callbacks.AveragedWeights`` evaluates with."""
+        averaged = self.averaged_weights()
+        return [averaged[self._get_variable_index(variable)] for variable in variables]
+
     @contextlib.contextmanager
     def use_averaged_weights(self) -> Iterator[None]:
         """Within the block the trained variables hold ``x``; on exit, exactly the ``y`` they held."""

@@ -68,3 +68,18 @@ def test_the_averaged_iterate_protocol_and_saving(tmp_path):
     with pytest.raises(ValueError, match="use_ema"):
         _fit(keras.optimizers.SGD(0.01), [AveragedWeights()], epochs=1)
     assert AveragedWeights.from_config(AveragedWeights(path).get_config()).filepath == path
+
+
+@pytest.mark.parametrize("name", ["ScheduleFreeAdamW"])
+def test_a_schedule_free_optimizer_is_evaluated_at_its_averaged_iterate(name):
+    """Validation inside fit sees x, the schedule-free average; training goes on from y."""
+    from lab import optimizers
+
+    optimizer = getattr(optimizers, name)(0.05)
+    model, raw, val_loss = _fit(optimizer, [AveragedWeights()])
+    x, y = regression()
+    with optimizer.use_averaged_weights():
+        at_average = float(model.evaluate(x, y, verbose=0))
+    assert val_loss[-1] == pytest.approx(at_average, rel=1e-5)
+    assert at_average != pytest.approx(float(model.evaluate(x, y, verbose=0)), rel=1e-3)  # y is not x
+    np.testing.assert_allclose([v.numpy().ravel()[0] for v in model.trainable_variables], raw[-1], rtol=1e-6)
