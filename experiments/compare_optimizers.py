@@ -460,7 +460,7 @@ def make_outputs(out: Path, spec: Spec, run_info: dict) -> pd.DataFrame:
         test = load_moons()
         plots.append(
             summary_lib.plot_boundaries(
-                pd.read_csv(boundaries_path), (test.x_test, test.y_test), plots_dir / "moons_boundaries.png"
+                pd.read_csv(boundaries_path), (test.x_test, test.y_test), plots_dir / "moons_boundaries.png", results
             )
         )
     settings = {

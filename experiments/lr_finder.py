@@ -183,8 +183,12 @@ def plot_range_tests(curves: pd.DataFrame, suggestions: pd.DataFrame, path: Path
             for rate, marker, size in ((chosen["learning_rate"], "o", 8), (chosen["default_learning_rate"], "x", 9)):
                 at = np.interp(np.log(rate), np.log(group["learning_rate"]), group["smoothed_loss"])
                 axis.plot([rate], [at], marker, color=colour, markersize=size)
-        first = subset.groupby("optimizer")["smoothed_loss"].first().max()
-        axis.set_ylim(max(0.0, subset["smoothed_loss"].min() * 0.8), first * 1.6)
+        # from just below the lowest loss (never below zero) to above the start, cutting off the divergence
+        losses = subset["smoothed_loss"][np.isfinite(subset["smoothed_loss"])]
+        lowest = float(losses.min())
+        highest = min(float(losses.max()), 1.6 * float(subset.groupby("optimizer")["smoothed_loss"].first().max()))
+        margin = 0.05 * (highest - lowest) if highest > lowest else 0.05 * max(abs(lowest), 1.0)
+        axis.set_ylim(max(lowest - margin, 0.0) if lowest >= 0 else lowest - margin, highest + margin)
         axis.set_xscale("log")
         axis.set_xlabel("learning rate")
         axis.set_ylabel("smoothed training loss")
@@ -223,7 +227,9 @@ def declare_trainings(problems: Sequence[Problem], optimizers: Sequence[str], su
     ]
 
 
-def run_trainings(runs: Sequence[TrainingRun], output: Path, data: dict, jit_compile: bool | str) -> pd.DataFrame:
+def run_trainings(
+    runs: Sequence[TrainingRun], output: Path, data: dict, jit_compile: bool | str, tensorboard: bool = True
+) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
     from experiments.training import train_run
@@ -241,7 +247,7 @@ def run_trainings(runs: Sequence[TrainingRun], output: Path, data: dict, jit_com
             epochs=run.problem.epochs,
             batch_size=run.problem.steps_batch_size(problem_data),
             seed=run.seed,
-            tensorboard_dir=output / "tensorboard" / run.problem.name / f"{run.optimizer}_{run.setting}",
+            tensorboard_dir=output / "tensorboard" / run.problem.name / f"{run.optimizer}_{run.setting}" if tensorboard else None,
             checkpoint_dir=checkpoint_dir(output, run.problem.name, f"{run.optimizer}_{run.setting}"),
             jit_compile=jit_compile,
         )
@@ -342,6 +348,7 @@ def build_parser():
         "--mnist-subset", type=positive_int, default=20000, help="MNIST training examples (default 20000; 60000 = all)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     add_resume_argument(parser)
     return parser
 
@@ -386,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_range_tests(curves, suggestions, output / "range_test.png")
 
     runs = declare_trainings(problems, optimizers, suggestions, args.seed)
-    results = run_trainings(runs, output, data, jit_compile=False if args.quick else "auto")
+    results = run_trainings(
+        runs, output, data, jit_compile=False if args.quick else "auto", tensorboard=not args.no_tensorboard
+    )
     write_csv_atomic(output / "results.csv", results)
     summary = summarise(results)
     write_csv_atomic(output / "summary.csv", summary)

@@ -33,7 +33,8 @@ with ``optimizer``, trains it with ``model.fit`` and returns one tidy row per ep
 - **Speed.** Data stay in memory; ``steps_per_execution`` (default 32) runs several steps per call
   into the backend; ``jit_compile="auto"`` lets Keras compile where it can.
 - ``tensorboard_dir`` adds ``keras.callbacks.TensorBoard`` (epoch scalars: loss, accuracy,
-  learning rate; train/ and validation/ sub-folders).
+  learning rate; train/ and validation/ sub-folders); without TensorFlow, which writes them,
+  ``lab.tensorboard_logs.TensorBoardUnavailableError`` says so before training starts.
 
 Use it from any experiment::
 
@@ -60,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.common import write_json_atomic
+from lab.tensorboard_logs import tensorboard_callback
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
@@ -374,9 +376,7 @@ def train_run(
     run_callbacks: list[keras.callbacks.Callback] = [_EpochOrderCallback(order), recorder]
     if tensorboard_dir is not None:
         run_callbacks.append(
-            keras.callbacks.TensorBoard(
-                log_dir=str(tensorboard_dir), write_graph=False, profile_batch=0, update_freq="epoch"
-            )
+            tensorboard_callback(tensorboard_dir, write_graph=False, profile_batch=0, update_freq="epoch")
         )
     run_callbacks.extend(callbacks)
     if folder is not None:
