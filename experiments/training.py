@@ -339,6 +339,10 @@ def train_run(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if int(steps_per_execution) < 1:
         raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
+    # made first: without TensorFlow it fails before any work
+    board = None if tensorboard_dir is None else tensorboard_callback(
+        tensorboard_dir, write_graph=False, profile_batch=0, update_freq="epoch"
+    )
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     state = load_checkpoint_state(folder) if folder is not None else None
     rows: list[dict] = list(state["rows"]) if state else []
@@ -374,10 +378,8 @@ def train_run(
     prior_seconds = float(rows[-1]["seconds"]) if rows else 0.0
     recorder = _Recorder(rows, prior_seconds, on_epoch, loss_limit)
     run_callbacks: list[keras.callbacks.Callback] = [_EpochOrderCallback(order), recorder]
-    if tensorboard_dir is not None:
-        run_callbacks.append(
-            tensorboard_callback(tensorboard_dir, write_graph=False, profile_batch=0, update_freq="epoch")
-        )
+    if board is not None:
+        run_callbacks.append(board)
     run_callbacks.extend(callbacks)
     if folder is not None:
         run_callbacks.append(_Checkpoint(folder, rows, recorder, initial_loss))
