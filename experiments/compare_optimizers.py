@@ -104,7 +104,7 @@ def make_outputs(out: Path, problems, target: float | None, run_info: dict) -> p
         moons = next(problem for problem in problems if problem.name == "moons").split()
         plots.append(
             report.plot_boundaries(
-                pd.read_csv(boundaries_path), (moons.x_test, moons.y_test), plots_dir / "moons_boundaries.png"
+                pd.read_csv(boundaries_path), (moons.x_test, moons.y_test), plots_dir / "moons_boundaries.png", results
             )
         )
     settings = {

@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from experiments import cli
+from lab.tensorboard_logs import tensorboard_callback
 
 NAME = "gd_variants"
 
@@ -104,7 +105,7 @@ def run_variant(
     rows: list[dict] = []
     callbacks: list[keras.callbacks.Callback] = [_ParameterHistory(data.x, data.y, rows)]
     if tensorboard_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), write_graph=False, profile_batch=0))
+        callbacks.append(tensorboard_callback(tensorboard_dir, write_graph=False, profile_batch=0))
     model.fit(
         data.x,
         data.y.reshape(-1, 1),

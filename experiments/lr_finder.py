@@ -159,8 +159,12 @@ def plot_range_tests(curves: pd.DataFrame, suggestions: pd.DataFrame, path: Path
             for rate, marker, size in ((chosen["learning_rate"], "o", 8), (chosen["default_learning_rate"], "x", 9)):
                 at = np.interp(np.log(rate), np.log(group["learning_rate"]), group["smoothed_loss"])
                 axis.plot([rate], [at], marker, color=colour, markersize=size)
-        first = subset.groupby("optimizer")["smoothed_loss"].first().max()
-        axis.set_ylim(max(0.0, subset["smoothed_loss"].min() * 0.8), first * 1.6)
+        # from just below the lowest loss (never below zero) to above the start, cutting off the divergence
+        losses = subset["smoothed_loss"][np.isfinite(subset["smoothed_loss"])]
+        lowest = float(losses.min())
+        highest = min(float(losses.max()), 1.6 * float(subset.groupby("optimizer")["smoothed_loss"].first().max()))
+        margin = 0.05 * (highest - lowest) if highest > lowest else 0.05 * max(abs(lowest), 1.0)
+        axis.set_ylim(max(lowest - margin, 0.0) if lowest >= 0 else lowest - margin, highest + margin)
         axis.set_xscale("log")
         axis.set_xlabel("learning rate")
         axis.set_ylabel("smoothed training loss")

@@ -171,8 +171,17 @@ def _pyplot():
     return plt
 
 
+FEW_POINTS = 20  # a curve with at most this many epochs is drawn with markers and error bars
+
+
 def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = "accuracy") -> Path:
-    """Training loss and the validation ``monitor`` per epoch: the mean over seeds, a min-max band."""
+    """Training loss and the validation ``monitor`` per epoch: the mean over seeds, a min-max band.
+
+    A curve of few epochs is drawn with a marker at each and the min-max as error bars, so that
+    even a one-epoch run shows its points.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     data = results[results["problem"] == problem]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
@@ -180,11 +189,20 @@ def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = 
         by_epoch = group.groupby("epoch")
         for axis, column in ((loss_axis, "loss"), (accuracy_axis, f"val_{monitor}")):
             stats = by_epoch[column].agg(["mean", "min", "max"])
-            (line,) = axis.plot(stats.index, stats["mean"], label=optimizer)
-            axis.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+            if len(stats) <= FEW_POINTS:
+                spread = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
+                axis.errorbar(stats.index, stats["mean"], yerr=spread, fmt="-o", markersize=5, capsize=3, label=optimizer)
+            else:
+                (line,) = axis.plot(stats.index, stats["mean"], label=optimizer)
+                axis.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+    epochs = data["epoch"]
+    for axis in (loss_axis, accuracy_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if epochs.nunique() <= FEW_POINTS:
+            axis.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
     loss_axis.set(title=f"{problem}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
     accuracy_axis.set(title=f"{problem}: validation {monitor}", xlabel="epoch", ylabel=monitor)
-    accuracy_axis.legend(title="mean, band = min-max over seeds", fontsize="small")
+    accuracy_axis.legend(title="mean; band or bars: min-max over seeds", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -192,17 +210,27 @@ def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = 
 
 
 def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
-    """Seconds to the target accuracy per problem and optimizer; runs that missed it are labelled."""
+    """Seconds to the target accuracy per problem and optimizer; runs that missed it are labelled.
+
+    The axis starts at zero; an optimiser none of whose seeds reached the target has no bar, only
+    the label "not reached".
+    """
     plt = _pyplot()
     problems = list(dict.fromkeys(summary["problem"]))
     figure, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 3.8), squeeze=False)
     for axis, problem in zip(axes[0], problems):
         rows = summary[summary["problem"] == problem]
-        heights = rows["seconds_to_target_mean"].fillna(0.0)
+        reached = rows["reached"] > 0
+        heights = rows["seconds_to_target_mean"].where(reached, 0.0)
         bars = axis.bar(rows["optimizer"], heights)
+        top = float(heights.max()) * 1.15 if reached.any() else 1.0
+        axis.set_ylim(0.0, top)
         for bar, (_, row) in zip(bars, rows.iterrows()):
-            label = NOT_REACHED if row["reached"] == 0 else f"{row['seconds_to_target_mean']:.1f}s"
-            axis.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+            centre = bar.get_x() + bar.get_width() / 2
+            if row["reached"] == 0:
+                axis.annotate(NOT_REACHED, (centre, 0.02 * top), ha="center", va="bottom", color="dimgray")
+            else:
+                axis.annotate(f"{row['seconds_to_target_mean']:.1f}s", (centre, bar.get_height()), ha="center", va="bottom")
         target = Target(rows["monitor"].iloc[0], rows["target"].iloc[0])
         axis.set(title=f"{problem}: seconds to {target.describe()}", ylabel="seconds")
         axis.tick_params(axis="x", labelrotation=20)
@@ -212,22 +240,38 @@ def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def plot_boundaries(boundaries: pd.DataFrame, points, path: Path) -> Path:
-    """The moons decision boundary of each optimizer (first seed) over the test points."""
+def plot_boundaries(boundaries: pd.DataFrame, points, path: Path, results: pd.DataFrame | None = None) -> Path:
+    """The moons decision boundary of each optimizer (first seed) over the test points.
+
+    The colour is the predicted probability of class 1 (the colour bar), the black line the 0.5
+    boundary; with ``results`` each title gives that run's final test (validation) accuracy.
+    """
     plt = _pyplot()
     optimizers = list(dict.fromkeys(boundaries["optimizer"]))
-    figure, axes = plt.subplots(1, len(optimizers), figsize=(4 * len(optimizers), 3.6), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(optimizers), figsize=(4 * len(optimizers) + 1, 3.8), squeeze=False, layout="constrained"
+    )
+    filled = None
     for axis, optimizer in zip(axes[0], optimizers):
         grid = boundaries[boundaries["optimizer"] == optimizer]
+        seed = int(grid["seed"].iloc[0])
         xs, ys = np.unique(grid["x"]), np.unique(grid["y"])
         probability = grid.pivot(index="y", columns="x", values="probability").loc[ys, xs].to_numpy()
-        axis.contourf(xs, ys, probability, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.6)
+        filled = axis.contourf(xs, ys, probability, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.6)
         axis.contour(xs, ys, probability, levels=[0.5], colors="black", linewidths=1)
         if points is not None:
             x, y = points
             axis.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu", edgecolors="black", s=12, linewidths=0.4)
-        axis.set(title=f"{optimizer} (seed {int(grid['seed'].iloc[0])})", xticks=[], yticks=[])
-    figure.tight_layout()
+        title = f"{optimizer} (seed {seed})"
+        if results is not None:
+            run = results[(results["problem"] == "moons") & (results["optimizer"] == optimizer) & (results["seed"] == seed)]
+            if len(run):
+                accuracy = float(run.sort_values("epoch")["val_accuracy"].iloc[-1])
+                title += f": test accuracy {accuracy * 100:.1f}%"
+        axis.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    if filled is not None:
+        figure.colorbar(filled, ax=list(axes[0]), label="P(class 1)", ticks=np.linspace(0, 1, 6))
+    figure.suptitle("moons: predicted P(class 1), boundary at 0.5 (black), test points coloured by their class")
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path

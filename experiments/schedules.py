@@ -255,7 +255,7 @@ class TrainingRun:
     jit_compile: bool | str = "auto"  # False in --quick: XLA compiling costs more than tiny runs take
 
 
-def run_training(runs: Sequence[TrainingRun], output: Path) -> pd.DataFrame:
+def run_training(runs: Sequence[TrainingRun], output: Path, tensorboard: bool = True) -> pd.DataFrame:
     """Train every run (``experiments.training.train_run``); tidy rows of all of them."""
     from tqdm.auto import tqdm
 
@@ -279,7 +279,7 @@ def run_training(runs: Sequence[TrainingRun], output: Path) -> pd.DataFrame:
             epochs=run.problem.epochs,
             batch_size=run.problem.batch_size,
             seed=run.seed,
-            tensorboard_dir=output / "tensorboard" / run.problem.name / run.schedule,
+            tensorboard_dir=output / "tensorboard" / run.problem.name / run.schedule if tensorboard else None,
             checkpoint_dir=checkpoint_dir(output, run.problem.name, run.schedule),
             jit_compile=run.jit_compile,
         )
@@ -368,6 +368,7 @@ def build_parser():
         "--mnist-subset", type=positive_int, default=20000, help="MNIST training examples used (default 20000; 60000 = all)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     add_resume_argument(parser)
     return parser
 
@@ -406,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runs:
         return 0
 
-    results = run_training(runs, output)
+    results = run_training(runs, output, tensorboard=not args.no_tensorboard)
     write_csv_atomic(output / "results.csv", results)
     summary = summarise_training(results)
     write_csv_atomic(output / "summary.csv", summary)

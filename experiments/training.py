@@ -33,7 +33,8 @@ with ``optimizer``, trains it with ``model.fit`` and returns one tidy row per ep
 - **Speed.** Data stay in memory; ``steps_per_execution`` (default 32) runs several steps per call
   into the backend; ``jit_compile="auto"`` lets Keras compile where it can.
 - ``tensorboard_dir`` adds ``keras.callbacks.TensorBoard`` (epoch scalars: loss, accuracy,
-  learning rate; train/ and validation/ sub-folders).
+  learning rate; train/ and validation/ sub-folders); without TensorFlow, which writes them,
+  ``lab.tensorboard_logs.TensorBoardUnavailableError`` says so before training starts.
 
 Use it from any experiment::
 
@@ -61,6 +62,7 @@ import pandas as pd
 
 from experiments.cli import write_json_atomic
 from lab.callbacks.conflicts import check_callbacks
+from lab.tensorboard_logs import tensorboard_callback
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
@@ -339,6 +341,10 @@ def train_run(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if int(steps_per_execution) < 1:
         raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
+    # made first: without TensorFlow it fails before any work
+    board = None if tensorboard_dir is None else tensorboard_callback(
+        tensorboard_dir, write_graph=False, profile_batch=0, update_freq="epoch"
+    )
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     state = load_checkpoint_state(folder) if folder is not None else None
     rows: list[dict] = list(state["rows"]) if state else []
@@ -374,12 +380,8 @@ def train_run(
     prior_seconds = float(rows[-1]["seconds"]) if rows else 0.0
     recorder = _Recorder(rows, prior_seconds, on_epoch, loss_limit)
     run_callbacks: list[keras.callbacks.Callback] = [_EpochOrderCallback(order), recorder]
-    if tensorboard_dir is not None:
-        run_callbacks.append(
-            keras.callbacks.TensorBoard(
-                log_dir=str(tensorboard_dir), write_graph=False, profile_batch=0, update_freq="epoch"
-            )
-        )
+    if board is not None:
+        run_callbacks.append(board)
     check_callbacks(callbacks)  # warns when two of them set the learning rate
     run_callbacks.extend(callbacks)
     if folder is not None:

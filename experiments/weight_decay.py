@@ -129,7 +129,9 @@ def build_run(run: Run):
     raise UsageError(f"unknown method {run.method!r}; valid: {', '.join(METHODS)}")
 
 
-def run_all(runs: Sequence[Run], output: Path, *, epochs: int, jit_compile: bool | str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_all(
+    runs: Sequence[Run], output: Path, *, epochs: int, jit_compile: bool | str = "auto", tensorboard: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every run full batch; per-epoch rows and the final weight norm of each run."""
     import keras
     from tqdm.auto import tqdm
@@ -152,7 +154,7 @@ def run_all(runs: Sequence[Run], output: Path, *, epochs: int, jit_compile: bool
             batch_size=len(data.x_train),  # full batch, as notebook 004
             seed=run.seed,
             metrics=("accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")),
-            tensorboard_dir=output / "tensorboard" / run.folder,
+            tensorboard_dir=output / "tensorboard" / run.folder if tensorboard else None,
             checkpoint_dir=checkpoint_dir(output, run.folder),
             jit_compile=jit_compile,
         )
@@ -245,6 +247,7 @@ def build_parser():
     parser.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE, help="Adam's rate (default 0.01)")
     parser.add_argument("--epochs", type=positive_int, default=None, help=f"full-batch epochs (default {EPOCHS}; --quick 10)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     add_resume_argument(parser)
     return parser
 
@@ -259,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = open_output(args, NAME)
 
     runs = declare_runs(weight_decays, args.learning_rate, args.seed)
-    results, norms = run_all(runs, output, epochs=epochs, jit_compile=False if args.quick else "auto")
+    results, norms = run_all(
+        runs, output, epochs=epochs, jit_compile=False if args.quick else "auto", tensorboard=not args.no_tensorboard
+    )
     summary = summarise(results, norms)
     write_csv_atomic(output / "results.csv", results)
     write_csv_atomic(output / "summary.csv", summary)

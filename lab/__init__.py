@@ -7,6 +7,7 @@ Sub-modules:
     lab.datasets    -- MNIST (offline, checksum-verified), make_moons, toy regression data
     lab.models      -- seeded model builders
     lab.surfaces    -- 1-D and 2-D test functions for trajectory experiments
+    lab.tensorboard_logs -- the TensorBoard writer check; scalars read back into a DataFrame
 """
 
 __version__ = "0.1.0"

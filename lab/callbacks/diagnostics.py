@@ -11,6 +11,7 @@ import numpy as np
 
 from lab.callbacks.learning_rate import learning_rate_at, model_optimizers, sync_training_state
 from lab.checks import check_positive_int
+from lab.tensorboard_logs import tensorflow_summary
 
 
 def probe_gradients(model: keras.Model, x: Any, y: Any, sample_weight: Any = None) -> list:
@@ -91,8 +92,9 @@ class TrainingDiagnostics(keras.callbacks.Callback):
 
     The scalars go to ``<log_dir>/<subdir>`` (default ``train``, the run folder in which Keras's
     ``TensorBoard(log_dir)`` writes its training scalars), so TensorBoard shows them with the
-    epoch curves. Writing uses ``tf.summary`` (TensorFlow is required; the model may train on any
-    backend). On JAX, the training state is synced into the variables at the steps it reads.
+    epoch curves. Writing uses ``tf.summary``: TensorFlow is required (the model may train on any
+    backend), and without it the constructor raises ``lab.tensorboard_logs.TensorBoardUnavailableError``,
+    which names the fix. On JAX, the training state is synced into the variables at the steps it reads.
 
     Args:
         log_dir: the TensorBoard run folder (the same as Keras's ``TensorBoard``).
@@ -114,6 +116,7 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         subdir: str = "train",
     ) -> None:
         super().__init__()
+        tensorflow_summary("TrainingDiagnostics")
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = check_positive_int("every_n_steps", every_n_steps)
         if probe_data is not None and not (
@@ -129,14 +132,14 @@ class TrainingDiagnostics(keras.callbacks.Callback):
         return os.path.join(self.log_dir, self.subdir)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        import tensorflow as tf
         if getattr(self.model, "steps_per_execution", 1) != 1:
             # Keras calls back once per execution: the steps inside one are not observable
             raise ValueError(
                 "TrainingDiagnostics logs every step and needs `steps_per_execution=1` in "
                 f"model.compile (got {self.model.steps_per_execution})."
             )
-        self._writer = tf.summary.create_file_writer(self.write_dir)
+        self._summary = tensorflow_summary("TrainingDiagnostics")
+        self._writer = self._summary.create_file_writer(self.write_dir)
         self._optimizer = model_optimizers(self.model)[0]
         self._step = int(keras.ops.convert_to_numpy(self._optimizer.iterations))
         self._before = None
@@ -169,8 +172,6 @@ class TrainingDiagnostics(keras.callbacks.Callback):
             self._prepare()
 
     def _write(self, step: int) -> None:
-        import tensorflow as tf
-
         moved: dict[str, float] = defaultdict(float)
         size: dict[str, float] = defaultdict(float)
         for variable, before in self._before:
@@ -179,12 +180,12 @@ class TrainingDiagnostics(keras.callbacks.Callback):
             moved[layer] += float(np.sum(np.square(after - before, dtype=np.float64)))
             size[layer] += float(np.sum(np.square(before, dtype=np.float64)))
         with self._writer.as_default(step=step):
-            tf.summary.scalar("learning_rate", learning_rate_at(self._optimizer, step))
+            self._summary.scalar("learning_rate", learning_rate_at(self._optimizer, step))
             if self._gradient_norm is not None:
-                tf.summary.scalar("gradient_norm", self._gradient_norm)
+                self._summary.scalar("gradient_norm", self._gradient_norm)
             for layer in moved:
                 ratio = np.sqrt(moved[layer]) / np.sqrt(size[layer]) if size[layer] else np.inf
-                tf.summary.scalar(f"update_ratio/{layer}", float(ratio))
+                self._summary.scalar(f"update_ratio/{layer}", float(ratio))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._writer is not None:
