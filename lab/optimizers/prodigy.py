@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import slots
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -125,37 +126,24 @@ class Prodigy(keras.optimizers.Optimizer):
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
 
     def build(self, variables: list) -> None:
-        """Slots per variable: ``m`` (when ``β₁ > 0``), ``v``, ``s`` and the start ``θ₀``.
+        """Slots per variable: ``m`` (when ``β₁ > 0``), ``v``, ``s`` and the start ``θ₀`` (taken
+        at the first update).
         Scalars: ``d``, ``d_max``, the numerator ``r``, this step's ``‖s‖₁`` and the ``d`` the
         step started from (read by ``update_step``)."""
         if self.built:
             return
         super().build(variables)
         self.momentums = self.add_optimizer_variables(variables, "momentum") if self.beta_1 > 0 else []
+        # θ₀ is taken at the first update, as the reference takes it at its first step
         self.velocities, self.gradient_sums, self.initial_values = self.add_optimizer_variables(
             variables, ["velocity", "gradient_sum", "initial_value"]
         )
-        for initial, variable in zip(self.initial_values, variables):
-            if initial is not None:
-                self.assign(initial, ops.copy(variable))
-        dtype = self._scalar_dtype(variables)
-
-        def scalar(name: str, value: float) -> Any:
-            variable = self.add_variable(shape=(), initializer="zeros", dtype=dtype, aggregation="only_first_replica", name=name)
-            # exactly d₀ in float64 (an initializer would round it through float32 on TensorFlow)
-            self.assign(variable, ops.convert_to_tensor(value, dtype))
-            return variable
-
-        self.d = scalar("d", self.d0)
-        self.d_max = scalar("d_max", self.d0)
-        self.d_numerator = scalar("d_numerator", 0.0)
-        self.d_denominator = scalar("d_denominator", 0.0)
-        self.d_previous = scalar("d_previous", self.d0)
-
-    @staticmethod
-    def _scalar_dtype(variables: list) -> str:
-        """float64 when any variable is, else float32 (even for float16 variables)."""
-        return "float64" if any(str(v.dtype) == "float64" for v in variables) else "float32"
+        dtype = slots.scalar_dtype(variables)
+        self.d = slots.scalar(self, "d", self.d0, dtype)
+        self.d_max = slots.scalar(self, "d_max", self.d0, dtype)
+        self.d_numerator = slots.scalar(self, "d_numerator", 0.0, dtype)
+        self.d_denominator = slots.scalar(self, "d_denominator", 0.0, dtype)
+        self.d_previous = slots.scalar(self, "d_previous", self.d0, dtype)
 
     def _beta_3(self) -> float:
         return math.sqrt(self.beta_2) if self.beta_3 is None else self.beta_3
@@ -196,7 +184,7 @@ class Prodigy(keras.optimizers.Optimizer):
         for gradient, variable in zip(_sum_over_replicas(grads), trainable_variables):
             index = self._get_variable_index(variable)
             g = self._decayed_gradient(gradient, variable)
-            displacement = ops.subtract(self.initial_values[index], variable)
+            displacement = ops.subtract(slots.initial_value(self, self.initial_values[index], variable), variable)
             numerator_increment += ops.cast(ops.sum(ops.multiply(g, displacement)), dtype)
             s_next = ops.add(ops.multiply(self.gradient_sums[index], beta_3), self._s_increment(g, ops.cast(d, g.dtype), ops.cast(eta, g.dtype)))
             denominator += ops.cast(ops.sum(ops.abs(s_next)), dtype)
@@ -223,6 +211,7 @@ class Prodigy(keras.optimizers.Optimizer):
         eta = self._step_size(d_previous, learning_rate, dtype)
         active = self.d_denominator > 0
         g = self._decayed_gradient(gradient, variable)
+        self.assign(self.initial_values[index], slots.initial_value(self, self.initial_values[index], variable))
 
         def assign_if_active(slot: Any, value: Any) -> None:
             self.assign(slot, ops.where(active, value, ops.convert_to_tensor(slot)))

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import slots
 from lab.schedules.base import check_non_negative_int
 
 
@@ -98,22 +99,14 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         self.weight_learning_rate_power = checks.check_non_negative("weight_learning_rate_power", weight_learning_rate_power)
 
     def build(self, variables: list) -> None:
-        """One slot ``z`` per variable, starting at the variable; the scalars ``max γ`` and ``Σ w``."""
+        """One slot ``z`` per variable (the weights at the first update); scalars ``max γ``, ``Σ w``."""
         if self.built:
             return
         super().build(variables)
-        self.z = self.add_optimizer_variables(variables, "z")
-        for z, variable in zip(self.z, variables):
-            if z is not None:
-                self.assign(z, ops.copy(variable))
-        dtype = "float64" if any(str(v.dtype) == "float64" for v in variables) else "float32"
-        self.learning_rate_max = self.add_variable(
-            shape=(), initializer=keras.initializers.Constant(-1.0), dtype=dtype,
-            aggregation="only_first_replica", name="learning_rate_max",
-        )
-        self.weight_sum = self.add_variable(
-            shape=(), initializer="zeros", dtype=dtype, aggregation="only_first_replica", name="weight_sum"
-        )
+        self.z = self.add_optimizer_variables(variables, "z")  # z starts at the weights: at the first update
+        dtype = slots.scalar_dtype(variables)
+        self.learning_rate_max = slots.scalar(self, "learning_rate_max", -1.0, dtype)
+        self.weight_sum = slots.scalar(self, "weight_sum", 0.0, dtype)
 
     def _apply_weight_decay(self, variables: list) -> None:
         """The reference's L2 form is added to the gradient in ``update_step``."""
@@ -149,10 +142,11 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         weight_sum = ops.cast(self.weight_sum, dtype)
         # c_t = w_t / Σ w (0 while every γ so far is 0, as the reference's ZeroDivisionError branch)
         c = ops.where(weight_sum > 0, self._weight(dtype) / ops.where(weight_sum > 0, weight_sum, 1.0), 0.0)
-        z = self.z[self._get_variable_index(variable)]
+        z_slot = self.z[self._get_variable_index(variable)]
+        z = slots.initial_value(self, z_slot, variable)
         y = ops.add(ops.multiply(variable, 1 - c), ops.multiply(z, c))
         self.assign(variable, ops.add(y, ops.multiply(g, lr * (self.momentum * (1 - c) - 1))))
-        self.assign_sub(z, ops.multiply(g, lr))
+        self.assign(z_slot, ops.subtract(z, ops.multiply(g, lr)))
 
     def evaluation_weights(self) -> list:
         """The averaged iterate ``x = (y − (1 − β)·z)/β`` of every variable the optimiser was
@@ -160,7 +154,12 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         evaluate, checkpoint for inference or export. The model itself holds ``y``; assign these
         to evaluate and the training weights back before training on."""
         return [
-            ops.divide(ops.subtract(variable, ops.multiply(z, 1 - self.momentum)), self.momentum)
+            variable
+            if z is None
+            else ops.divide(
+                ops.subtract(variable, ops.multiply(slots.initial_value(self, z, variable), 1 - self.momentum)),
+                self.momentum,
+            )
             for variable, z in zip(self._trainable_variables, self.z)
         ]
 
