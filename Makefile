@@ -8,7 +8,7 @@ WORKERS ?= 2
 # keep TensorFlow's C++ start-up chatter out of the test output
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test test-tensorflow test-jax bench clean-venv
+.PHONY: run test test-tensorflow test-jax test-torch bench clean-venv
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: $(VENV)/.installed
 	$(PY) -m experiments.compare_optimizers $(ARGS)
 
-test: test-tensorflow test-jax
+test: test-tensorflow test-jax test-torch
 
 # pytest exits 5 when it selects no test; that is not a failure of the suite.
 test-tensorflow: $(VENV)/.installed
@@ -30,6 +30,11 @@ test-tensorflow: $(VENV)/.installed
 
 test-jax: $(VENV)/.installed
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) -m backend_agnostic tests || [ $$? -eq 5 ]
+
+# On PyTorch: what the lab's optimisers, schedules and callbacks promise on every backend
+TORCH_TESTS ?= tests/optimizers tests/schedules tests/callbacks
+test-torch: $(VENV)/.installed
+	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) -m backend_agnostic $(TORCH_TESTS) || [ $$? -eq 5 ]
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.optimizer_step

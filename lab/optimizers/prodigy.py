@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from lab import checks
-from lab.optimizers import slots
+from lab.optimizers import elementwise, slots
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -193,9 +193,9 @@ class Prodigy(keras.optimizers.Optimizer):
         denominator = ops.where(ops.cast(learning_rate, dtype) > 0, denominator, 0.0)
         active = denominator > 0
         d_hat = self.d_coef * numerator / ops.where(active, denominator, 1.0)
-        d_new = ops.where(ops.equal(d, ops.convert_to_tensor(self.d0, dtype)), ops.maximum(d, d_hat), d)
-        d_max = ops.maximum(ops.convert_to_tensor(self.d_max), d_hat)
-        d_new = ops.minimum(d_max, d_new * self.growth_rate)
+        d_new = ops.where(ops.equal(d, ops.convert_to_tensor(self.d0, dtype)), elementwise.maximum(d, d_hat), d)
+        d_max = elementwise.maximum(self.d_max, d_hat)
+        d_new = elementwise.minimum(d_max, d_new * self.growth_rate)
         self.assign(self.d_previous, d)
         self.assign(self.d_denominator, denominator)
         self.assign(self.d_numerator, ops.where(active, numerator, ops.convert_to_tensor(self.d_numerator)))

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import elementwise
 
 # PyTorch's threshold on the length of the approximated simple moving average (the paper uses 4).
 RECTIFICATION_THRESHOLD = 5.0
@@ -42,7 +43,7 @@ def sma_length(t: Any, beta_2: float, dtype: str) -> Any:
     u_squared = u * u
     series = u / 6.0 * (1.0 - u_squared / 60.0 * (1.0 - u_squared / 42.0 * (1.0 - u_squared / 40.0 * (1.0 - u_squared * 10.0 / 396.0))))
     near = (rho_infinity - 2.0 / log_inverse) + t * (1.0 - series)
-    far = rho_infinity - 2.0 * t / ops.expm1(ops.maximum(u, SERIES_LIMIT))
+    far = rho_infinity - 2.0 * t / ops.expm1(elementwise.maximum(u, SERIES_LIMIT))
     return ops.where(u <= SERIES_LIMIT, near, far)
 
 
@@ -155,7 +156,7 @@ class RAdam(keras.optimizers.Optimizer):
         rho_infinity = 2.0 / (1.0 - self.beta_2) - 1.0
         rho_t = sma_length(t, self.beta_2, dtype)
         # the branch not taken may hold the root of a negative number; `where` discards it
-        rho_clipped = ops.maximum(rho_t, RECTIFICATION_THRESHOLD)
+        rho_clipped = elementwise.maximum(rho_t, RECTIFICATION_THRESHOLD)
         rectification = ops.sqrt(
             (rho_clipped - 4.0) * (rho_clipped - 2.0) * rho_infinity
             / ((rho_infinity - 4.0) * (rho_infinity - 2.0) * rho_clipped)

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from lab import checks
-from lab.optimizers import slots
+from lab.optimizers import elementwise, slots
 from lab.schedules.base import check_non_negative_int
 
 
@@ -117,7 +117,7 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         if self.warmup_steps == 0:
             return lr
         t = ops.cast(self.iterations + 1, dtype)
-        return lr * ops.minimum(t / float(self.warmup_steps), 1.0)
+        return lr * elementwise.minimum(t / float(self.warmup_steps), 1.0)
 
     def _weight(self, dtype: str) -> Any:
         """``w_t`` from this step's ``max γ`` (already advanced)."""
@@ -129,7 +129,7 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> None:
         """Advance ``max γ`` and ``Σ w`` once per step, then update every variable."""
         dtype = self.weight_sum.dtype
-        self.assign(self.learning_rate_max, ops.maximum(self._warmed_up(learning_rate, dtype), ops.convert_to_tensor(self.learning_rate_max)))
+        self.assign(self.learning_rate_max, elementwise.maximum(self._warmed_up(learning_rate, dtype), self.learning_rate_max))
         self.assign_add(self.weight_sum, self._weight(dtype))
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 

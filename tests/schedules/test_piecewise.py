@@ -24,10 +24,17 @@ def test_matches_reference_and_keras(evaluate, boundaries, values):
     assert_matches(result, reference.piecewise_constant(STEPS, boundaries, values))
     if boundaries:  # Keras's class needs at least one boundary
         twin = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-        np.testing.assert_allclose(result, evaluate(twin, STEPS), rtol=1e-7)
+        np.testing.assert_allclose(result, twin_values(evaluate, twin), rtol=1e-7)
         assert ours.get_config() == twin.get_config()
         # a boundary belongs to the piece before it
         assert result[boundaries[0]] == pytest.approx(values[0]) and result[boundaries[0] + 1] == pytest.approx(values[1])
+
+
+def twin_values(evaluate, twin) -> np.ndarray:
+    if keras.backend.backend() == "torch":
+        # on torch Keras's class adds a vector into a 0-d tensor in place and fails: step by step
+        return np.array([float(keras.ops.convert_to_numpy(twin(int(step)))) for step in STEPS])
+    return evaluate(twin, STEPS)
 
 
 @pytest.mark.parametrize("milestones, gamma", [([300, 800], 0.1), ([1, 2, 3, 1000], 0.5)])
