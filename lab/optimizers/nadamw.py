@@ -98,7 +98,9 @@ class NAdamW(Nadam):
             gradient_accumulation_steps=gradient_accumulation_steps,
             **kwargs,
         )
-        self.momentum_decay = None if momentum_decay is None else checks.check_positive("momentum_decay", momentum_decay)
+        self.momentum_decay = (
+            None if momentum_decay is None else checks.check_positive("momentum_decay", momentum_decay)
+        )
 
     def _mu(self, step: Any, dtype: str) -> Any:
         """``μ_step = β₁·(1 − ½·0.96^(ψ·step))``; only used with ``momentum_decay``."""

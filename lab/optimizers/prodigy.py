@@ -186,7 +186,8 @@ class Prodigy(keras.optimizers.Optimizer):
             g = self._decayed_gradient(gradient, variable)
             displacement = ops.subtract(slots.initial_value(self, self.initial_values[index], variable), variable)
             numerator_increment += ops.cast(ops.sum(ops.multiply(g, displacement)), dtype)
-            s_next = ops.add(ops.multiply(self.gradient_sums[index], beta_3), self._s_increment(g, ops.cast(d, g.dtype), ops.cast(eta, g.dtype)))
+            increment = self._s_increment(g, ops.cast(d, g.dtype), ops.cast(eta, g.dtype))
+            s_next = ops.add(ops.multiply(self.gradient_sums[index], beta_3), increment)
             denominator += ops.cast(ops.sum(ops.abs(s_next)), dtype)
         numerator = beta_3 * self.d_numerator + (d / self.d0) * eta * numerator_increment
         # the reference skips the step when lr = 0 or no gradient has been seen (‖s‖₁ = 0)
@@ -216,12 +217,17 @@ class Prodigy(keras.optimizers.Optimizer):
         def assign_if_active(slot: Any, value: Any) -> None:
             self.assign(slot, ops.where(active, value, ops.convert_to_tensor(slot)))
 
-        v = ops.add(ops.multiply(self.velocities[index], self.beta_2), ops.multiply(ops.square(g), ops.square(d_previous) * (1 - self.beta_2)))
+        v = ops.add(
+            ops.multiply(self.velocities[index], self.beta_2),
+            ops.multiply(ops.square(g), ops.square(d_previous) * (1 - self.beta_2)),
+        )
         assign_if_active(self.velocities[index], v)
         s = ops.add(ops.multiply(self.gradient_sums[index], self._beta_3()), self._s_increment(g, d_previous, eta))
         assign_if_active(self.gradient_sums[index], s)
         if self.beta_1 > 0:
-            m = ops.add(ops.multiply(self.momentums[index], self.beta_1), ops.multiply(g, d_previous * (1 - self.beta_1)))
+            m = ops.add(
+                ops.multiply(self.momentums[index], self.beta_1), ops.multiply(g, d_previous * (1 - self.beta_1))
+            )
             assign_if_active(self.momentums[index], m)
             direction = m
         else:

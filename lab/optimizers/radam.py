@@ -41,7 +41,10 @@ def sma_length(t: Any, beta_2: float, dtype: str) -> Any:
     log_inverse = -math.log(beta_2)
     u = t * log_inverse
     u_squared = u * u
-    series = u / 6.0 * (1.0 - u_squared / 60.0 * (1.0 - u_squared / 42.0 * (1.0 - u_squared / 40.0 * (1.0 - u_squared * 10.0 / 396.0))))
+    # u/6 − u³/360 + u⁵/15120 − u⁷/604800 + u⁹/23950080, nested
+    series = u / 6.0 * (
+        1.0 - u_squared / 60.0 * (1.0 - u_squared / 42.0 * (1.0 - u_squared / 40.0 * (1.0 - u_squared * 10.0 / 396.0)))
+    )
     near = (rho_infinity - 2.0 / log_inverse) + t * (1.0 - series)
     far = rho_infinity - 2.0 * t / ops.expm1(elementwise.maximum(u, SERIES_LIMIT))
     return ops.where(u <= SERIES_LIMIT, near, far)

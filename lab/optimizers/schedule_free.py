@@ -96,7 +96,9 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         self.momentum = checks.check_in_range("momentum", momentum, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         self.warmup_steps = check_non_negative_int("warmup_steps", warmup_steps)
         self.weight_power = checks.check_non_negative("weight_power", weight_power)
-        self.weight_learning_rate_power = checks.check_non_negative("weight_learning_rate_power", weight_learning_rate_power)
+        self.weight_learning_rate_power = checks.check_non_negative(
+            "weight_learning_rate_power", weight_learning_rate_power
+        )
 
     def build(self, variables: list) -> None:
         """One slot ``z`` per variable (the weights at the first update); scalars ``max γ``, ``Σ w``."""
@@ -129,7 +131,8 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> None:
         """Advance ``max γ`` and ``Σ w`` once per step, then update every variable."""
         dtype = self.weight_sum.dtype
-        self.assign(self.learning_rate_max, elementwise.maximum(self._warmed_up(learning_rate, dtype), self.learning_rate_max))
+        learning_rate_max = elementwise.maximum(self._warmed_up(learning_rate, dtype), self.learning_rate_max)
+        self.assign(self.learning_rate_max, learning_rate_max)
         self.assign_add(self.weight_sum, self._weight(dtype))
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 
