@@ -8,7 +8,7 @@ WORKERS ?= 2
 # keep TensorFlow's C++ start-up chatter out of the test output
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: mnist run test test-tensorflow test-jax bench clean-venv
+.PHONY: mnist run test test-tensorflow test-jax test-torch bench clean-venv
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ mnist: $(VENV)/.installed
 run: mnist
 	$(PY) -m experiments.compare_optimizers $(ARGS)
 
-test: test-tensorflow test-jax
+test: test-tensorflow test-jax test-torch
 
 # pytest exits 5 when it selects no test; that is not a failure of the suite.
 test-tensorflow: mnist
@@ -36,6 +36,11 @@ test-tensorflow: mnist
 
 test-jax: mnist
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) -m backend_agnostic tests || [ $$? -eq 5 ]
+
+# On PyTorch: what the lab's optimisers, schedules and callbacks promise on every backend
+TORCH_TESTS ?= tests/optimizers tests/schedules tests/callbacks
+test-torch: mnist
+	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) -m backend_agnostic $(TORCH_TESTS) || [ $$? -eq 5 ]
 
 bench: mnist
 	$(PY) -m benchmarks.optimizer_step

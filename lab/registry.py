@@ -74,6 +74,18 @@ OPTIMIZERS.update(
     }
 )
 
+# Beyond Keras, with their papers' (and reference implementations') defaults.
+OPTIMIZERS.update(
+    {
+        "radam": OptimizerEntry("RAdam", {"learning_rate": 0.001}, "RAdam, lr 0.001"),
+        "prodigy": OptimizerEntry("Prodigy", {"learning_rate": 1.0}, "Prodigy, lr 1 (a multiplier of its estimated step)"),
+        "nadamw": OptimizerEntry("NAdamW", {"learning_rate": 0.001}, "NAdamW (AlgoPerf), lr 0.001, weight decay 0.01"),
+        "schedule_free_sgd": OptimizerEntry(
+            "ScheduleFreeSGD", {"learning_rate": 1.0}, "Schedule-Free SGD, lr 1, momentum 0.9"
+        ),
+    }
+)
+
 
 def _is_import_path(name: str) -> bool:
     return name.startswith("keras:") or ":" in name

@@ -30,6 +30,14 @@ EXPECTED = {
     "muon": (optimizers.Muon, 0.001, {"momentum": 0.95, "ns_steps": 5, "weight_decay": 0.004, "adam_weight_decay": 0.004}),
     "schedule_free_adamw": (optimizers.ScheduleFreeAdamW, 0.0025, {"beta_1": 0.9, "warmup_steps": 0}),
 }
+EXPECTED.update(
+    {
+        "radam": (optimizers.RAdam, 0.001, {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
+        "prodigy": (optimizers.Prodigy, 1.0, {"d0": 1e-6, "d_coef": 1.0, "decoupled_weight_decay": True}),
+        "nadamw": (optimizers.NAdamW, 0.001, {"weight_decay": 0.01, "epsilon": 1e-8, "momentum_decay": None}),
+        "schedule_free_sgd": (optimizers.ScheduleFreeSGD, 1.0, {"momentum": 0.9, "weight_learning_rate_power": 2.0}),
+    }
+)
 
 
 def test_every_name_is_registered():

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import elementwise
 
 EPSILON_PLACEMENTS = ("keras", "paper")
 # keras.optimizers.AdamW's wording (for None), with the range the lab checks
@@ -123,7 +124,7 @@ class Adam(keras.optimizers.Optimizer):
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(g), v), 1 - self.beta_2))
         if self.amsgrad:
             v_max = self.velocity_maxima[index]
-            self.assign(v_max, ops.maximum(v_max, v))
+            self.assign(v_max, elementwise.maximum(v_max, v))
             v = v_max
         if self.epsilon_placement == "keras":
             alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)

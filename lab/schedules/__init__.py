@@ -14,6 +14,12 @@ calls.
     CyclicalLR          PyTorch CyclicLR (triangular, triangular2, exp_range)
     CosineWarmRestarts  SGDR cosine with warm restarts
     Sequential          several schedules one after another
+    LinearWarmup        linear warm-up, alone or in front of any schedule
+    LinearDecay         straight line to an end value (PyTorch LinearLR)
+    PolynomialDecay     drop-in for keras.optimizers.schedules.PolynomialDecay (cycle too)
+    PiecewiseConstant   drop-in for Keras's PiecewiseConstantDecay; from_milestones: MultiStepLR
+    InverseTimeDecay    drop-in for keras.optimizers.schedules.InverseTimeDecay
+    WarmupStableDecay   warm-up, constant, then a linear, cosine or 1-sqrt cool-down (WSD)
     Scaled              scale * schedule, scale a variable callbacks change
     per_epoch           build any of them from epoch units
 """
@@ -22,12 +28,16 @@ from lab.schedules.base import Schedule
 from lab.schedules.constant import Constant
 from lab.schedules.cosine import CosineAnnealing, WarmupCosine
 from lab.schedules.cyclical import CyclicalLR
-from lab.schedules.decay import ExponentialDecay, StepDecay
+from lab.schedules.decay import ExponentialDecay, InverseTimeDecay, StepDecay
 from lab.schedules.epochs import per_epoch, step_arguments
 from lab.schedules.one_cycle import OneCycle
+from lab.schedules.piecewise import PiecewiseConstant
+from lab.schedules.polynomial import LinearDecay, PolynomialDecay
 from lab.schedules.restarts import CosineWarmRestarts
 from lab.schedules.scaled import Scaled
 from lab.schedules.sequential import Sequential
+from lab.schedules.warmup import LinearWarmup
+from lab.schedules.warmup_stable_decay import WarmupStableDecay
 
 __all__ = [
     "Constant",
@@ -43,4 +53,12 @@ __all__ = [
     "WarmupCosine",
     "per_epoch",
     "step_arguments",
+]
+__all__ += [
+    "InverseTimeDecay",
+    "LinearDecay",
+    "LinearWarmup",
+    "PiecewiseConstant",
+    "PolynomialDecay",
+    "WarmupStableDecay",
 ]

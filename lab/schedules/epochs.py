@@ -45,6 +45,12 @@ def per_epoch(
     CyclicalLR          step_size
     CosineWarmRestarts  first_decay_steps
     Sequential          boundaries
+    PolynomialDecay     decay_steps
+    LinearDecay         decay_steps
+    PiecewiseConstant   boundaries
+    InverseTimeDecay    decay_steps
+    LinearWarmup        warmup_steps
+    WarmupStableDecay   total_steps, warmup_steps
     Constant, Scaled    (none)
     Keras's schedules   decay_steps, first_decay_steps, warmup_steps, boundaries
     ==================  ====================================

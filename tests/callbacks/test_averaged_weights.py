@@ -70,7 +70,7 @@ def test_the_averaged_iterate_protocol_and_saving(tmp_path):
     assert AveragedWeights.from_config(AveragedWeights(path).get_config()).filepath == path
 
 
-@pytest.mark.parametrize("name", ["ScheduleFreeAdamW"])
+@pytest.mark.parametrize("name", ["ScheduleFreeAdamW", "ScheduleFreeSGD"])
 def test_a_schedule_free_optimizer_is_evaluated_at_its_averaged_iterate(name):
     """Validation inside fit sees x, the schedule-free average; training goes on from y."""
     from lab import optimizers
@@ -78,8 +78,12 @@ def test_a_schedule_free_optimizer_is_evaluated_at_its_averaged_iterate(name):
     optimizer = getattr(optimizers, name)(0.05)
     model, raw, val_loss = _fit(optimizer, [AveragedWeights()])
     x, y = regression()
-    with optimizer.use_averaged_weights():
-        at_average = float(model.evaluate(x, y, verbose=0))
+    training_weights = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    for variable, value in zip(model.trainable_variables, optimizer.evaluation_weights(model.trainable_variables)):
+        variable.assign(value)
+    at_average = float(model.evaluate(x, y, verbose=0))
+    for variable, value in zip(model.trainable_variables, training_weights):
+        variable.assign(value)
     assert val_loss[-1] == pytest.approx(at_average, rel=1e-5)
     assert at_average != pytest.approx(float(model.evaluate(x, y, verbose=0)), rel=1e-3)  # y is not x
     np.testing.assert_allclose([v.numpy().ravel()[0] for v in model.trainable_variables], raw[-1], rtol=1e-6)

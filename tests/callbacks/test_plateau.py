@@ -98,6 +98,12 @@ SCHEDULE_FACTORIES = {
     ),
     "Scaled": lambda: schedules.Scaled(schedules.Constant(0.04), 0.5),
     "keras.ExponentialDecay": lambda: keras.optimizers.schedules.ExponentialDecay(0.02, 3, 0.7),
+    "PolynomialDecay": lambda: schedules.PolynomialDecay(0.02, 8, 0.002, power=2.0),
+    "LinearDecay": lambda: schedules.LinearDecay(0.02, 8, 0.002),
+    "PiecewiseConstant": lambda: schedules.PiecewiseConstant([1, 3], [0.02, 0.015, 0.01]),
+    "InverseTimeDecay": lambda: schedules.InverseTimeDecay(0.02, 2, 0.5),
+    "LinearWarmup": lambda: schedules.LinearWarmup(schedules.CosineAnnealing(0.02, 8, 0.002), 2, 0.005),
+    "WarmupStableDecay": lambda: schedules.WarmupStableDecay(0.02, 8, 2, 0.5, "cosine", 0.005, 0.001),
 }
 _NOT_SCHEDULES = {"Schedule", "per_epoch", "step_arguments"}
 

@@ -124,11 +124,14 @@ def fit_weights(
     batch_size: int = 16,
     jit_compile: Any = "auto",
     model_builder: Callable[[int], keras.Model] = tiny_model,
+    run_eagerly: bool = False,
 ) -> list[np.ndarray]:
     """Train the tiny model (no shuffling, so runs are comparable) and return its weights."""
     x, y = tiny_data()
     model = model_builder(0)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+    model.compile(
+        optimizer=optimizer, loss="sparse_categorical_crossentropy", jit_compile=jit_compile, run_eagerly=run_eagerly
+    )
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
     return [np.array(w, dtype=np.float64) for w in model.get_weights()]
 

@@ -35,7 +35,9 @@ def run(optimizer: keras.optimizers.Optimizer, exclude_bias: bool = False, gradi
         optimizer.exclude_from_weight_decay(var_names=["bias"])
     for step in range(STEPS):
         gradients = [harness.gradient(np.array(kernel.numpy()), step), 3.0 * np.array(bias.numpy()) + np.cos(step)]
-        optimizer.apply([np.float32(gradient_scale) * g.astype("float32") for g in gradients], [kernel, bias])
+        # tensors, not NumPy arrays: Keras's torch built-ins hand them straight to torch._foreach ops
+        scaled = [keras.ops.convert_to_tensor(np.float32(gradient_scale) * g.astype("float32")) for g in gradients]
+        optimizer.apply(scaled, [kernel, bias])
     return [np.array(kernel.numpy()), np.array(bias.numpy())]
 
 

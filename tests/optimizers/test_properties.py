@@ -98,6 +98,9 @@ CASES = {
     "lion": Case(lambda: optimizers.Lion(0.01), lambda: keras.optimizers.Lion(0.01), 1),
 }
 
+# the cases whose twin Keras replaces on torch by a class with another second-moment algebra
+TORCH_OWN_SECOND_MOMENT = {"adam", "adam_amsgrad", "adam_paper_epsilon", "adamw", "nadam"}
+
 HUGE = {"float16": float(np.finfo(np.float16).max), "float32": 1e30, "float64": 1e30}
 TINY = {"float16": float(np.finfo(np.float16).smallest_subnormal), "float32": 1e-30, "float64": 1e-30}
 ZERO, TINY_KIND, ORDINARY, HUGE_KIND = range(4)
@@ -191,6 +194,12 @@ def test_representable_gradients_keep_variable_and_every_slot_finite(case_name, 
 @PROPERTY_SETTINGS
 @given(problem=problems(overflowing=True))
 def test_overflowing_gradients_give_nan_only_where_keras_does(case_name, problem):
+    if keras.backend.backend() == "torch" and case_name in TORCH_OWN_SECOND_MOMENT:
+        pytest.skip(
+            "on torch Keras swaps in its own Adam/AdamW/Nadam (keras/src/backend/torch/optimizers), which "
+            "update v as β₂·v + (1 − β₂)·g² (torch._foreach ops): an overflowed v stays infinite instead "
+            "of becoming ∞ − ∞ = NaN, so it is not the algebra the lab shares with Keras's generic classes"
+        )
     case = CASES[case_name]
     theta = run(case.build(), problem, case.slots)
     twin = run(case.twin(), problem, None)

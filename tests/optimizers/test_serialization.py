@@ -30,6 +30,14 @@ CONFIGURED = {
     "Muon": lambda: optimizers.Muon(0.02, exclude_layers=["dense_1"], rms_rate=None, nesterov=False),
     "ScheduleFreeAdamW": lambda: optimizers.ScheduleFreeAdamW(0.01, warmup_steps=3, weight_decay=0.01),
 }
+CONFIGURED.update(
+    {
+        "RAdam": lambda: optimizers.RAdam(0.05, weight_decay=0.01, decoupled_weight_decay=True),
+        "NAdamW": lambda: optimizers.NAdamW(0.01, weight_decay=0.02, momentum_decay=0.004),
+        "Prodigy": lambda: optimizers.Prodigy(1.0, d0=1e-3, growth_rate=2.0, weight_decay=0.01),
+        "ScheduleFreeSGD": lambda: optimizers.ScheduleFreeSGD(0.5, warmup_steps=3, weight_decay=0.001),
+    }
+)
 
 
 @pytest.mark.parametrize("name", list(CONFIGURED))

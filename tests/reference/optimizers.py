@@ -316,3 +316,135 @@ class ScheduleFreeAdamW:
         self.z = self.z - rate * g / (np.sqrt(self.v / (1 - self.b2**self.t)) + self.epsilon)
         self.x = (1 - 1 / self.t) * self.x + self.z / self.t
         return (1 - self.b1) * self.z + self.b1 * self.x
+
+
+class RAdam:
+    """Liu et al. 2020 as torch.optim.RAdam: m̂ = m/(1−β₁ᵗ); ρ_t = ρ_∞ − 2tβ₂ᵗ/(1−β₂ᵗ);
+    ρ_t > 5: θ −= lr·r_t·m̂·√(1−β₂ᵗ)/(√v + ε), else θ −= lr·m̂. Weight decay: L2 (g += λθ) or
+    decoupled (θ −= lr·λ·θ first)."""
+
+    def __init__(self, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0, decoupled=False):
+        self.b1, self.b2, self.epsilon, self.wd, self.decoupled = beta_1, beta_2, epsilon, weight_decay, decoupled
+        self.m = self.v = None
+        self.t = 0
+
+    def step(self, theta, g, lr):
+        if self.m is None:
+            self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+        self.t += 1
+        t = self.t
+        if self.decoupled:
+            theta = theta * (1 - lr * self.wd)
+        else:
+            g = g + self.wd * theta
+        self.m = self.b1 * self.m + (1 - self.b1) * g
+        self.v = self.b2 * self.v + (1 - self.b2) * g**2
+        m_hat = self.m / (1 - self.b1**t)
+        rho_inf = 2 / (1 - self.b2) - 1
+        rho_t = rho_inf - 2 * t * self.b2**t / (1 - self.b2**t)
+        if rho_t > 5:
+            r = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            return theta - lr * r * m_hat * np.sqrt(1 - self.b2**t) / (np.sqrt(self.v) + self.epsilon)
+        return theta - lr * m_hat
+
+
+class NAdamW:
+    """AlgoPerf's NAdamW (reference_algorithms/paper_baselines/nadamw): θ −= lr·λ·θ; m, v as Adam;
+    θ −= lr/(1−β₁ᵗ)·(β₁m + (1−β₁)g)/(√v/√(1−β₂ᵗ) + ε)."""
+
+    def __init__(self, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.01):
+        self.b1, self.b2, self.epsilon, self.wd = beta_1, beta_2, epsilon, weight_decay
+        self.m = self.v = None
+        self.t = 0
+
+    def step(self, theta, g, lr):
+        if self.m is None:
+            self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+        self.t += 1
+        theta = theta * (1 - lr * self.wd)
+        self.m = self.b1 * self.m + (1 - self.b1) * g
+        self.v = self.b2 * self.v + (1 - self.b2) * g**2
+        nesterov = self.b1 * self.m + (1 - self.b1) * g
+        denominator = np.sqrt(self.v) / np.sqrt(1 - self.b2**self.t) + self.epsilon
+        return theta - lr / (1 - self.b1**self.t) * nesterov / denominator
+
+
+class Prodigy:
+    """Mishchenko & Defazio 2024, ported line by line from prodigyopt 1.1.2 (Prodigy.step), over a
+    list of parameter arrays: the estimate d comes from sums over all of them."""
+
+    def __init__(self, beta_1=0.9, beta_2=0.999, beta_3=None, epsilon=1e-8, weight_decay=0.0, decouple=True,
+                 use_bias_correction=False, safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=float("inf")):
+        self.b1, self.b2 = beta_1, beta_2
+        self.b3 = np.sqrt(beta_2) if beta_3 is None else beta_3
+        self.eps, self.decay, self.decouple = epsilon, weight_decay, decouple
+        self.bias_correction, self.safeguard = use_bias_correction, safeguard_warmup
+        self.d0, self.d, self.d_max, self.d_coef, self.growth_rate = d0, d0, d0, d_coef, growth_rate
+        self.d_numerator, self.k = 0.0, 0
+        self.state = None
+
+    def step(self, params: list, grads: list, lr: float) -> list:
+        params = [p.copy() for p in params]
+        if self.state is None:
+            self.state = [
+                {"s": np.zeros_like(p), "p0": p.copy(), "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
+                for p in params
+            ]
+        b1, b2, b3, d, d0 = self.b1, self.b2, self.b3, self.d, self.d0
+        k = self.k
+        bias_correction = ((1 - b2 ** (k + 1)) ** 0.5) / (1 - b1 ** (k + 1)) if self.bias_correction else 1
+        dlr = d * lr * bias_correction
+        d_numerator = self.d_numerator * b3
+        delta_numerator, d_denom = 0.0, 0.0
+        grads = [g + self.decay * p if (self.decay != 0 and not self.decouple) else g for p, g in zip(params, grads)]
+        if lr > 0.0:
+            for p, grad, state in zip(params, grads, self.state):
+                delta_numerator += (d / d0) * dlr * float(np.dot(grad.ravel(), (state["p0"] - p).ravel()))
+                state["exp_avg"] = state["exp_avg"] * b1 + grad * d * (1 - b1)
+                state["exp_avg_sq"] = state["exp_avg_sq"] * b2 + grad * grad * d * d * (1 - b2)
+                state["s"] = state["s"] * b3 + grad * ((d / d0) * (d if self.safeguard else dlr))
+                d_denom += float(np.abs(state["s"]).sum())
+        if d_denom == 0:
+            return params
+        global_d_numerator = d_numerator + delta_numerator
+        d_hat = self.d_coef * global_d_numerator / d_denom
+        if d == d0:
+            d = max(d, d_hat)
+        self.d_max = max(self.d_max, d_hat)
+        d = min(self.d_max, d * self.growth_rate)
+        self.d_numerator, self.d = global_d_numerator, d
+        for i, (grad, state) in enumerate(zip(grads, self.state)):
+            denom = np.sqrt(state["exp_avg_sq"]) + d * self.eps
+            if self.decay != 0 and self.decouple:
+                params[i] = params[i] - self.decay * dlr * params[i]
+            if b1 > 0:
+                params[i] = params[i] - dlr * state["exp_avg"] / denom
+            else:
+                params[i] = params[i] - dlr * d * grad / denom
+        self.k = k + 1
+        return params
+
+
+class ScheduleFreeSGD:
+    """Defazio et al. 2024 in the paper's form, with x and z kept explicitly:
+    y = (1−β)z + βx (the gradient is taken there); z −= γ_t·g; x = (1 − c)x + c·z with
+    c = w_t/Σw, w_t = t^r·(max γ)^p, γ_t = lr·min(1, t/warmup). Weight decay: g += λ·y."""
+
+    def __init__(self, momentum=0.9, warmup_steps=0, weight_power=0.0, weight_learning_rate_power=2.0, weight_decay=0.0):
+        self.beta, self.warmup, self.r, self.p, self.wd = momentum, warmup_steps, weight_power, weight_learning_rate_power, weight_decay
+        self.z = self.x = None
+        self.t, self.lr_max, self.weight_sum = 0, -1.0, 0.0
+
+    def step(self, y, g, lr):
+        if self.z is None:
+            self.z, self.x = y.copy(), y.copy()
+        self.t += 1
+        gamma = lr * min(1.0, self.t / self.warmup) if self.warmup else lr
+        self.lr_max = max(self.lr_max, gamma)
+        weight = self.t**self.r * self.lr_max**self.p
+        self.weight_sum += weight
+        c = weight / self.weight_sum if self.weight_sum > 0 else 0.0
+        g = g + self.wd * y
+        self.z = self.z - gamma * g
+        self.x = (1 - c) * self.x + c * self.z
+        return (1 - self.beta) * self.z + self.beta * self.x

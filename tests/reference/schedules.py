@@ -204,3 +204,75 @@ def sequential(steps, pieces, boundaries) -> np.ndarray:
         k = sum(1 for b in boundaries if t >= b)
         out.append(float(pieces[k](np.array([t - starts[k]]))[0]))
     return np.array(out)
+
+
+def polynomial_decay(steps, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False):
+    """Keras's documented decayed_learning_rate(step): with cycle, decay_steps becomes the first
+    multiple of itself >= step (1 at step 0)."""
+    out = []
+    for t in np.asarray(steps, dtype=np.int64):
+        t = int(t)
+        if cycle:
+            period = decay_steps * max(1, math.ceil(t / decay_steps))
+        else:
+            period, t = decay_steps, min(t, decay_steps)
+        out.append((initial_learning_rate - end_learning_rate) * (1 - t / period) ** power + end_learning_rate)
+    return np.array(out)
+
+
+def piecewise_constant(steps, boundaries, values):
+    """Keras's PiecewiseConstantDecay: values[i] while boundaries[i-1] < t <= boundaries[i]."""
+    out = []
+    for t in np.asarray(steps, dtype=np.int64):
+        index = sum(1 for b in boundaries if t > b)
+        out.append(values[index])
+    return np.array(out, dtype=np.float64)
+
+
+def multi_step(steps, initial_learning_rate, milestones, gamma=0.1):
+    """MultiStepLR's closed form: lr0 * gamma ** bisect_right(milestones, t)."""
+    import bisect
+
+    return np.array([initial_learning_rate * gamma ** bisect.bisect_right(milestones, int(t)) for t in steps])
+
+
+def inverse_time_decay(steps, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    """lr0 / (1 + rate * t / decay_steps), integer division when staircase."""
+    t = np.asarray(steps, dtype=np.int64)
+    progress = (t // decay_steps).astype(np.float64) if staircase else t / decay_steps
+    return initial_learning_rate / (1 + decay_rate * progress)
+
+
+def linear_warmup(steps, target, warmup_steps, initial_learning_rate=0.0):
+    """target: a number, or a reference callable of the step run from the end of the warm-up."""
+    after = target if callable(target) else (lambda s: np.full(np.shape(s), float(target)))
+    peak = float(after(np.array([0]))[0])
+    out = []
+    for t in np.asarray(steps, dtype=np.int64):
+        if t < warmup_steps:
+            out.append(initial_learning_rate + (peak - initial_learning_rate) * t / warmup_steps)
+        else:
+            out.append(float(after(np.array([t - warmup_steps]))[0]))
+    return np.array(out)
+
+
+def warmup_stable_decay(
+    steps, peak, total_steps, warmup_steps=0, decay_fraction=0.2, decay_shape="linear", initial=0.0, minimum=0.0
+):
+    """Hägele et al. 2024: warm-up, constant, cool-down over the last round(fraction·T) steps with
+    1 − p, (1 + cos πp)/2 or 1 − √p, then the floor."""
+    decay = max(1, round(decay_fraction * total_steps))
+    start = total_steps - decay
+    shapes = {"linear": lambda p: 1 - p, "cosine": lambda p: (1 + math.cos(math.pi * p)) / 2, "1-sqrt": lambda p: 1 - math.sqrt(p)}
+    out = []
+    for t in np.asarray(steps, dtype=np.int64):
+        t = int(t)
+        if t < warmup_steps:
+            out.append(initial + (peak - initial) * t / warmup_steps)
+        elif t < start:
+            out.append(peak)
+        elif t < total_steps:
+            out.append(minimum + (peak - minimum) * shapes[decay_shape]((t - start) / decay))
+        else:
+            out.append(minimum)
+    return np.array(out)

@@ -39,3 +39,19 @@ def assert_matches(actual, expected, rtol=2e-5):
 @pytest.fixture
 def evaluate():
     return evaluate_schedule
+
+
+def torch_learning_rates(make_scheduler, base_learning_rate: float, steps: int) -> np.ndarray:
+    """A ``torch.optim.lr_scheduler`` twin's rate after 0, 1, ..., steps − 1 ``scheduler.step()``
+    calls, on a float64 parameter (``make_scheduler(optimizer)`` builds it)."""
+    import torch
+
+    parameter = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = torch.optim.SGD([parameter], lr=base_learning_rate)
+    scheduler = make_scheduler(optimizer)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(rates, dtype="float64")

@@ -1,10 +1,10 @@
-"""StepDecay and ExponentialDecay against their closed forms and against Keras's ExponentialDecay."""
+"""StepDecay, ExponentialDecay and InverseTimeDecay against their closed forms and Keras's twins."""
 
 import keras
 import numpy as np
 import pytest
 
-from lab.schedules import ExponentialDecay, StepDecay
+from lab.schedules import ExponentialDecay, InverseTimeDecay, StepDecay
 from tests.reference import schedules as reference
 from tests.schedules.conftest import assert_matches
 
@@ -67,3 +67,26 @@ def test_bad_arguments_name_the_argument(arguments, name):
 def test_exponential_decay_rejects_non_bool_staircase():
     with pytest.raises(ValueError, match="`staircase`"):
         ExponentialDecay(0.1, 10, 0.5, staircase="yes")
+
+
+@pytest.mark.backend_agnostic
+@pytest.mark.parametrize("staircase", [False, True])
+@pytest.mark.parametrize("decay_steps, decay_rate", [(100, 0.5), (7, 2.0), (1, 0.01), (300, 0.0)])
+def test_inverse_time_decay_matches_reference_and_keras(evaluate, staircase, decay_steps, decay_rate):
+    ours = InverseTimeDecay(0.1, decay_steps, decay_rate, staircase)
+    twin = keras.optimizers.schedules.InverseTimeDecay(0.1, decay_steps, decay_rate, staircase)
+    values = evaluate(ours, STEPS)
+    assert_matches(values, reference.inverse_time_decay(STEPS, 0.1, decay_steps, decay_rate, staircase))
+    np.testing.assert_allclose(values, evaluate(twin, STEPS), rtol=1e-6)
+    assert ours.get_config() == twin.get_config()
+
+
+@pytest.mark.backend_agnostic
+@pytest.mark.parametrize(
+    "arguments, name",
+    [({"initial_learning_rate": -0.1}, "initial_learning_rate"), ({"decay_steps": 0}, "decay_steps"),
+     ({"decay_rate": -0.5}, "decay_rate"), ({"staircase": 1}, "staircase")],
+)
+def test_inverse_time_decay_bad_arguments_name_the_argument(arguments, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        InverseTimeDecay(**{"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5, **arguments})

@@ -14,11 +14,17 @@ from lab.schedules import (
     CosineWarmRestarts,
     CyclicalLR,
     ExponentialDecay,
+    InverseTimeDecay,
+    LinearDecay,
+    LinearWarmup,
     OneCycle,
+    PiecewiseConstant,
+    PolynomialDecay,
     Scaled,
     Sequential,
     StepDecay,
     WarmupCosine,
+    WarmupStableDecay,
 )
 
 STEPS = np.arange(0, 1200, 7)
@@ -38,6 +44,12 @@ def all_schedules():
             [WarmupCosine(0.1, 10, 90), keras.optimizers.schedules.ExponentialDecay(0.05, 100, 0.5)], [100]
         ),
         Scaled(Sequential([Constant(0.1), CyclicalLR(0.01, 0.1, 20, mode="triangular2")], [50]), scale=0.3),
+        PolynomialDecay(0.1, 300, end_learning_rate=1e-3, power=0.5, cycle=True),
+        LinearDecay(0.1, 800, 0.01),
+        PiecewiseConstant.from_milestones(0.1, [200, 600], gamma=0.5),
+        InverseTimeDecay(0.1, 50, 0.5, staircase=True),
+        LinearWarmup(keras.optimizers.schedules.CosineDecay(0.1, 1000), 100, initial_learning_rate=0.01),
+        WarmupStableDecay(0.1, 1000, 100, 0.25, "1-sqrt", min_learning_rate=1e-4),
     ]
 
 

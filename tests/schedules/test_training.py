@@ -12,11 +12,17 @@ from lab.schedules import (
     CosineWarmRestarts,
     CyclicalLR,
     ExponentialDecay,
+    InverseTimeDecay,
+    LinearDecay,
+    LinearWarmup,
     OneCycle,
+    PiecewiseConstant,
+    PolynomialDecay,
     Scaled,
     Sequential,
     StepDecay,
     WarmupCosine,
+    WarmupStableDecay,
 )
 
 
@@ -40,7 +46,7 @@ def bias_model(optimizer) -> keras.Model:
 
 
 def every_class_in_sequence():
-    """All ten classes in one schedule, a few steps each."""
+    """All sixteen classes in one schedule, a few steps each."""
     return Scaled(
         Sequential(
             [
@@ -52,8 +58,14 @@ def every_class_in_sequence():
                 OneCycle(0.2, 10, pct_start=0.4),
                 CyclicalLR(0.01, 0.1, 2, mode="exp_range", gamma=0.9),
                 CosineWarmRestarts(0.1, 2, t_mul=2.0, m_mul=0.5),
+                PolynomialDecay(0.1, 3, 0.01, power=0.5, cycle=True),
+                LinearDecay(0.1, 4, 0.02),
+                PiecewiseConstant([1, 3], [0.1, 0.05, 0.02]),
+                InverseTimeDecay(0.1, 2, 1.0),
+                LinearWarmup(CosineAnnealing(0.1, 4), 3, initial_learning_rate=0.01),
+                WarmupStableDecay(0.1, 8, 2, 0.5, "1-sqrt"),
             ],
-            boundaries=[5, 10, 15, 20, 26, 34, 42],
+            boundaries=[5, 10, 15, 20, 26, 34, 42, 56, 64, 70, 75, 80, 88],
         ),
         scale=0.5,
     )
@@ -64,13 +76,13 @@ def test_fit_with_jit_compile_uses_the_schedule_at_every_step():
     schedule = every_class_in_sequence()
     model = bias_model(keras.optimizers.SGD(learning_rate=schedule))
     x = np.zeros((8, 1), "float32")
-    model.fit(x, x, batch_size=1, epochs=7, shuffle=False, verbose=0)  # 56 steps
-    steps = np.arange(56)
+    model.fit(x, x, batch_size=1, epochs=12, shuffle=False, verbose=0)  # 96 steps
+    steps = np.arange(96)
     expected_bias = -schedule_values(schedule, steps).sum()
     bias = float(ops.convert_to_numpy(model.layers[0].bias)[0])
-    assert int(model.optimizer.iterations.numpy()) == 56
+    assert int(model.optimizer.iterations.numpy()) == 96
     assert bias == pytest.approx(expected_bias, rel=1e-5)
-    assert float(model.optimizer.learning_rate) == pytest.approx(schedule_values(schedule, [56])[0], rel=1e-6)
+    assert float(model.optimizer.learning_rate) == pytest.approx(schedule_values(schedule, [96])[0], rel=1e-6)
 
 
 def test_scaled_assign_takes_effect_in_a_compiled_tensorflow_train_step():
