@@ -23,6 +23,7 @@ here selects (no best epoch, no tuned rate). Writes to ``--out`` (default ``runs
     python -m experiments.compare_optimizers --jobs 2                # two runs at a time, same numbers
     python -m experiments.compare_optimizers --resume runs/compare_optimizers/20250101-120000
     python -m experiments.compare_optimizers --replot runs/compare_optimizers/20250101-120000
+    python -m experiments.compare_optimizers --tune 16         # the fair protocol: experiments.tuning
 
 Backend: ``KERAS_BACKEND`` as everywhere in Keras; when it is unset this job uses JAX if it is
 installed (on a 2-core CPU it trains these models several times faster than TensorFlow, mostly

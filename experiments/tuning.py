@@ -349,6 +349,18 @@ def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
     return Studies(storage, url, studies, chief)
 
 
+def check_existing_studies(settings: Settings, url: str) -> None:
+    """``UsageError`` when the storage cannot be opened or holds one of the run's studies with
+    other settings (another budget, another search space...)."""
+    optuna = _quiet_optuna()
+    storage = open_storage(url)
+    names = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    for pair in settings.pairs:
+        if pair.study_name in names:
+            study = optuna.load_study(study_name=pair.study_name, storage=storage)
+            _check_study(study, settings.study_attributes(pair), url, wait=False)
+
+
 def _check_study(study, expected: dict, url: str, wait: bool) -> None:
     deadline = time.monotonic() + (PLAN_TIMEOUT if wait else 0)
     attributes = study.user_attrs
@@ -760,6 +772,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, problems, opt
 
     settings = check_settings(args, problems, optimizers, seeds)
     resume = args.resume is not None
+    if settings.storage is not None and settings.method == "search":
+        check_existing_studies(settings, settings.storage)  # before a run folder is made
     out = open_run_folder(args, parser)
     if settings.method == "finder":
         tuning = finder_records(settings, out)

@@ -154,7 +154,7 @@ def profiles(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hyperparameter_text(values: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.3g}" for name, value in values.items())
+    return ", ".join(f"{name} {value:.4g}" for name, value in values.items())
 
 
 def _time_text(value: float, reached: int, seeds: int, digits: int) -> str:
@@ -246,6 +246,7 @@ def plot_expected_best(curves: pd.DataFrame, settings, path: Path) -> Path:
             axis.plot(rows["k"], rows["expected_best"], marker="o", markersize=3, label=optimizer)
         axis.set(title=f"{problem}: expected best of k trials", xlabel="trials k (budget)",
                  ylabel=f"expected best {pair.monitor}")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -384,6 +385,7 @@ def report_markdown(out: Path, settings, run_info: dict, table_md: str, ranks: p
                   f"steps at most, seed 0, on the training part), rate = its {tuning_module.FINDER_SUGGESTION} "
                   "suggestion; the other hyperparameters at their defaults")
     targets = _targets(settings)
+    own = "each problem's own"
     problems = list(dict.fromkeys(pair.problem.name for pair in settings.pairs))
     descriptions = {pair.problem.name: pair.problem.description for pair in settings.pairs}
     settings_lines = {
@@ -393,6 +395,7 @@ def report_markdown(out: Path, settings, run_info: dict, table_md: str, ranks: p
         "once on the test set. The defaults are re-trained the same way. Nothing that selects reads the test set",
         "tuning": method,
         "problems": "; ".join(f"{p} ({descriptions[p]}; target {targets[p].describe()})" for p in problems),
+        "epochs, batch size": f"{settings.epochs or own}, {settings.batch_size or own}",
         "seeds": f"{settings.seeds} final seeds (0..{settings.seeds - 1}); trials train from seed {tuning_module.TRIAL_SEED}",
         "statistics": "median and 95% percentile bootstrap interval (10,000 resamples) over seeds; differences paired "
         "by seed against the best median, 'indistinguishable' when their interval spans 0",
