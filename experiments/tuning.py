@@ -775,6 +775,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, problems, opt
     if settings.storage is not None and settings.method == "search":
         check_existing_studies(settings, settings.storage)  # before a run folder is made
     out = open_run_folder(args, parser)
+    if settings.tensorboard:
+        write_hparams_experiment(settings, out)
     if settings.method == "finder":
         tuning = finder_records(settings, out)
         chief = True
@@ -795,6 +797,17 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, problems, opt
     print(summary_md)
     print(f"results in {out} (report.md, tuning.csv, results.csv, summary.md, plots/, tensorboard/)")
     return 0
+
+
+def write_hparams_experiment(settings: Settings, out: Path) -> None:
+    """The HParams dashboard's columns: every tuned hyperparameter, the labels, the scores."""
+    from experiments import hparams
+
+    names = list(dict.fromkeys(d.name for pair in settings.pairs for d in pair.space))
+    monitors = list(dict.fromkeys(pair.problem.monitor for pair in settings.pairs))
+    metrics = [("validation", f"epoch_{m}") for m in monitors if m != "loss"]
+    metrics += [("validation", "epoch_loss"), ("train", "epoch_loss")]
+    hparams.write_experiment(out / TENSORBOARD, [*names, "stage", "problem", "optimizer", "trial", "seed"], metrics)
 
 
 def _start_local_workers(command_line: Sequence[str], out: Path, count: int) -> list:
