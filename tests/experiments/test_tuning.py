@@ -20,8 +20,8 @@ from tests.experiments.processes import sigkill_when_written
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = ["seconds"]
 BUDGET = 3
-# moons, 6 full-batch epochs, 3 trials each for SGD and Adam, 2 final seeds
-SMALL = ["--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "6", "--seeds", "2",
+# moons, 6 full-batch epochs, 3 trials each for SGD and Adam, 1 final seed
+SMALL = ["--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "6", "--seeds", "1",
          "--tune", str(BUDGET), "--no-progress"]  # fmt: skip
 
 
@@ -82,8 +82,6 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
         rows = trials[trials["optimizer"] == optimizer]
         for (_, row), values in zip(rows.iterrows(), expected):
             assert {name: row[name] for name in values} == pytest.approx(values, rel=1e-12)
-    assert trials.loc[trials["optimizer"] == "sgd", "learning_rate"].tolist() == pytest.approx(
-        trials.loc[trials["optimizer"] == "adam", "learning_rate"].tolist())  # Sobol's first coordinate
     assert trials["learning_rate"].between(1e-5, 10).all()
 
     results = pd.read_csv(out / "results.csv")
@@ -92,21 +90,21 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
     assert columns.index("test_accuracy") == columns.index("val_accuracy") + 1
     last = results["epoch"] == 6
     assert results.loc[last, "test_accuracy"].notna().all() and results.loc[~last, "test_accuracy"].isna().all()
-    assert last.sum() == 2 * 2 * 2  # optimizers x (tuned, default) x seeds
+    assert last.sum() == 2 * 2 * 1  # optimizers x (tuned, default) x seeds
     tests = pd.read_csv(out / "test.csv")
-    assert len(tests) == 8 and tests["test_accuracy"].between(0, 1).all()
+    assert len(tests) == 4 and tests["test_accuracy"].between(0, 1).all()
     for optimizer in ("sgd", "adam"):
         runs = results[results["optimizer"] == optimizer]
         best = _best_by_the_rule(trials, optimizer)
         assert runs.loc[runs["setting"] == "tuned", "learning_rate"].tolist() == pytest.approx(
-            [best["learning_rate"]] * 12, rel=1e-6)
+            [best["learning_rate"]] * 6, rel=1e-6)
         assert set(runs.loc[runs["setting"] == "default", "learning_rate"]) == {0.01}  # notebook 004's rate
         # the tuned run of seed 0 is the best trial again (seed 0, the same protocol): the same validation score
         seed0 = runs[(runs["setting"] == "tuned") & (runs["seed"] == 0) & last]
         assert seed0["val_accuracy"].iloc[0] == pytest.approx(best["val_accuracy"], abs=1e-6)
 
     summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == 4 and set(summary["seeds"]) == {2}
+    assert len(summary) == 4 and set(summary["seeds"]) == {1}
     text = (out / "report.md").read_text()
     for needle in ["# Optimizer comparison: equal tuning budgets", "| adam | beta_2 | [0.9, 0.9999], 1 - value log-uniform |",
                    "| sgd | learning_rate | [1e-05, 10], log-uniform |", "## Rankings: defaults and tuned",
@@ -122,12 +120,12 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
 
     # every trial and every final run is a session of the HParams dashboard
     sessions = hparams.read_sessions(out / "tensorboard")
-    assert len(sessions) == 2 * BUDGET + 8
+    assert len(sessions) == 2 * BUDGET + 4
     first = trials[(trials["optimizer"] == "adam") & (trials["trial"] == 1)].iloc[0]
     session = sessions["tuning/moons/adam/trial1"]
     assert session["learning_rate"] == pytest.approx(first["learning_rate"]) and session["beta_2"] == pytest.approx(first["beta_2"])
     assert session["stage"] == "tuning" and session["trial"] == 1
-    assert sessions["moons/sgd/default/seed1"]["learning_rate"] == pytest.approx(0.01)
+    assert sessions["moons/sgd/default/seed0"]["learning_rate"] == pytest.approx(0.01)
     assert sessions["moons/adam/default/seed0"]["beta_1"] == pytest.approx(0.9)
     assert list((out / "tensorboard").glob("events.out.tfevents.*.hparams_config"))
 
