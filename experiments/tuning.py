@@ -624,7 +624,7 @@ def select_best(tuning: pd.DataFrame, pair: Pair) -> tuple[dict[str, float], int
     rows = rows[np.isfinite(rows[pair.monitor].to_numpy(dtype=float))] if pair.monitor in rows else rows.iloc[:0]
     finished = rows[rows["status"] == "ok"]
     candidates, ok = (finished, True) if len(finished) else (rows, False)
-    names = [d.name for d in pair.space]
+    names = [d.name for d in pair.space if d.name in tuning]  # the range test tunes the rate alone
     if candidates.empty:  # every trial's score is NaN: the first point, stated in the report
         first = tuning[(tuning["problem"] == pair.problem.name) & (tuning["optimizer"] == pair.optimizer)]
         first = first.sort_values("trial").iloc[0]
