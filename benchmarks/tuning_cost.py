@@ -57,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(own)
     load_before = os.getloadavg()[0]
     if args.folder is not None:
-        folder, wall, command = args.folder, float("nan"), f"(read from {args.folder.name})"
-        tuning = pd.read_csv(folder / "tuning.csv")
+        info = json.loads((args.folder / "run.json").read_text())
+        arguments = list(info.get("arguments", []))
+        if "--out" in arguments:  # the folder is this machine's, not part of the command
+            del arguments[arguments.index("--out"):arguments.index("--out") + 2]
+        wall, command = float("nan"), "python -m experiments.compare_optimizers " + " ".join(arguments)
+        tuning = pd.read_csv(args.folder / "tuning.csv")
     else:
         arguments = job or DEFAULT_ARGUMENTS
         command = "python -m experiments.compare_optimizers " + " ".join(arguments)
