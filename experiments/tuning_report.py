@@ -398,7 +398,8 @@ def report_markdown(out: Path, settings, run_info: dict, table_md: str, ranks: p
         "epochs, batch size": f"{settings.epochs or own}, {settings.batch_size or own}",
         "seeds": f"{settings.seeds} final seeds (0..{settings.seeds - 1}); trials train from seed {tuning_module.TRIAL_SEED}",
         "statistics": "median and 95% percentile bootstrap interval (10,000 resamples) over seeds; differences paired "
-        "by seed against the best median, 'indistinguishable' when their interval spans 0",
+        "by seed against the best median (a tie goes to the optimizer listed first), 'indistinguishable' when their "
+        "interval spans 0",
         "storage": settings.storage or f"{tuning_module.STORAGE_FILE} (SQLite, in this folder)",
         "backend": run_info.get("backend"),
         "machine": f"{run_info.get('processor')}, {run_info.get('threads')} threads",

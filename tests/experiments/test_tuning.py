@@ -357,3 +357,13 @@ def test_the_budget_is_the_queue_and_taking_never_creates_a_trial(tmp_path):
     assert [t.params for t in retried] == [t.params for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,))]
     point = tuning.plan(pair.space, 2)[0]
     assert retried[0].params == pytest.approx(point)
+
+
+def test_problems_travel_to_worker_processes():
+    import pickle
+
+    from lab.problems import PROBLEMS
+
+    for problem in (PROBLEMS["mnist_mlp"], PROBLEMS["mnist_mlp"].quick_version()):
+        copy = pickle.loads(pickle.dumps(problem))
+        assert copy == problem and dict(copy.quick) == dict(problem.quick)
