@@ -23,6 +23,7 @@ here selects (no best epoch, no tuned rate). Writes to ``--out`` (default ``runs
     python -m experiments.compare_optimizers --jobs 2                # two runs at a time, same numbers
     python -m experiments.compare_optimizers --resume runs/compare_optimizers/20250101-120000
     python -m experiments.compare_optimizers --replot runs/compare_optimizers/20250101-120000
+    python -m experiments.compare_optimizers --tune 16         # the fair protocol: experiments.tuning
 
 Backend: ``KERAS_BACKEND`` as everywhere in Keras; when it is unset this job uses JAX if it is
 installed (on a 2-core CPU it trains these models several times faster than TensorFlow, mostly
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import cli, report
+from experiments import cli, report, tuning
 from experiments.grid import Trial, run_grid
 
 NAME = "compare_optimizers"
@@ -149,6 +150,7 @@ def build_parser():
         "--replot", type=Path, default=None, metavar="DIR",
         help="re-make summary, plots and report of DIR from its CSV files (no training)",
     )
+    tuning.add_arguments(parser)
     return parser
 
 
@@ -167,14 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = cli.resolve_problems(args)
     if args.target is not None and args.target > 1 and any(p.monitor == "accuracy" for p in problems):
         raise cli.UsageError(f"--target must be in (0, 1] for an accuracy, got {args.target}")
+    if tuning.requested(args):  # the fair protocol: experiments.tuning
+        if info is not None:
+            return tuning.replot(args, out, info, problems, cli.check_optimizers(args.optimizers))
+        return tuning.run(args, parser, problems, cli.check_optimizers(args.optimizers), _seeds(args))
     if info is not None:
         summary = make_outputs(out, problems, args.target, info)
         print(report.markdown_table(report.summary_table(summary)))
         print(f"re-plotted {out}")
         return 0
     optimizers = cli.check_optimizers(args.optimizers)
-    seeds = args.seeds if "--seeds" in args.command_line or not args.quick else 1
-    trials = declare_trials(problems, optimizers, seeds, args.epochs, args.batch_size)
+    trials = declare_trials(problems, optimizers, _seeds(args), args.epochs, args.batch_size)
     options = cli.grid_options(args)
     if not options["distributed"].is_chief:  # a cluster worker: trains in step, keeps nothing
         run_grid(trials, Path("."), after=boundary_rows, extra_files=(BOUNDARIES_FILE,), **options)
@@ -185,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.markdown_table(report.summary_table(summary)))
     print(f"results in {out} (report.md, results.csv, summary.md, plots/, tensorboard/)")
     return 0
+
+
+def _seeds(args) -> int:
+    return args.seeds if "--seeds" in args.command_line or not args.quick else 1
 
 
 if __name__ == "__main__":

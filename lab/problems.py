@@ -120,12 +120,21 @@ class Problem:
             return self
         return dataclasses.replace(self, **dict(self.quick), quick={})
 
+    def __reduce__(self):
+        # pickled for worker processes; ``quick`` is a read-only view, which pickle cannot copy
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return (_problem_from_fields, ({**values, "quick": dict(self.quick)},))
+
     def split(self) -> datasets.Split:
         """``data()`` with a validation part (carved, seeded, when the data has none)."""
         split = self.data()
         if not isinstance(split, datasets.Split):
             raise TypeError(f"problem {self.name!r}: data() must return a lab.datasets.Split, got {type(split).__name__}")
         return split.carve_validation(VALIDATION_FRACTION, seed=0)
+
+
+def _problem_from_fields(values: dict) -> Problem:
+    return Problem(**values)
 
 
 def protocol_view(split: datasets.Split, protocol: str) -> datasets.Split:
