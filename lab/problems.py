@@ -102,13 +102,6 @@ class Problem:
             raise ValueError(f"quick overrides {sorted(unknown)} are not allowed; allowed: {sorted(_QUICK_FIELDS)}")
         object.__setattr__(self, "quick", MappingProxyType(dict(self.quick)))
 
-    # a read-only mapping does not pickle: ``quick`` travels as a dict (trials go to --jobs workers)
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "quick": dict(self.quick)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, quick=MappingProxyType(state["quick"]))
-
     @property
     def monitor(self) -> str:
         """The quantity the target refers to: the first metric, else the loss."""
@@ -121,7 +114,8 @@ class Problem:
         return dataclasses.replace(self, **dict(self.quick), quick={})
 
     def __reduce__(self):
-        # pickled for worker processes; ``quick`` is a read-only view, which pickle cannot copy
+        # pickled for --jobs worker processes: ``quick`` is a read-only view, which pickle cannot
+        # copy, so the problem travels as its fields and is rebuilt (and checked) on arrival
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return (_problem_from_fields, ({**values, "quick": dict(self.quick)},))
 
