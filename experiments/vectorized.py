@@ -396,16 +396,17 @@ class _Program:
                 return jnp.where(active.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b)
             return jax.tree_util.tree_map(pick, new, old)
 
-        def step(carry, indices, check, x, y, limits):
-            state, active, logs = carry
+        def step(carry, indices, check, x, y, limits, freeze):
+            state, active = carry
             trainable, non_trainable, optimizer_values, metric_values = state
-            stepped_logs, stepped = train_step(
+            logs, stepped = train_step(
                 (trainable, non_trainable, with_rates(optimizer_values), metric_values),
                 jnp.take(x, indices, axis=0), jnp.take(y, indices, axis=0))
-            state = select(active, stepped, state)
-            logs = select(active, stepped_logs, logs)
+            # freezing costs a copy of every run's state per step: only the epoch in which a run
+            # blows up is run again with it (see train)
+            state = select(active, stepped, state) if freeze else stepped
             blown = ~jnp.isfinite(logs["loss"]) | (logs["loss"] > limits)
-            return state, active & ~(check & blown), logs
+            return state, active & ~(check & blown)
 
         def evaluate(trainable, non_trainable, x, y, batch):
             metric_values = fresh_metrics()
@@ -427,24 +428,19 @@ class _Program:
         def initial_losses(trainable, non_trainable, x, y):
             return evaluate(trainable, non_trainable, x, y, x.shape[0])
 
-        def epoch(state, active, limits, full_indices, full_checks, rest_indices, x, y, x_val, y_val):
+        def epoch(state, active, limits, full_indices, full_checks, rest_indices, x, y, x_val, y_val, freeze):
             trainable, non_trainable, optimizer_values, _ = state
-            state = (trainable, non_trainable, optimizer_values, fresh_metrics())
-            first_indices = rest_indices if full_indices is None else full_indices[0]
-            shapes = jax.eval_shape(train_step, state, jnp.take(x, first_indices, axis=0),
-                                    jnp.take(y, first_indices, axis=0))[0]
-            logs = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-            carry = (state, active, logs)
+            carry = ((trainable, non_trainable, optimizer_values, fresh_metrics()), active)
             if full_indices is not None and full_indices.shape[0] == 1:  # full batch: no loop
-                carry = step(carry, full_indices[0], full_checks[0], x, y, limits)
+                carry = step(carry, full_indices[0], full_checks[0], x, y, limits, freeze)
             elif full_indices is not None:
                 def body(carry, inputs):
                     indices, check = inputs
-                    return step(carry, indices, check, x, y, limits), None
+                    return step(carry, indices, check, x, y, limits, freeze), None
                 carry, _ = jax.lax.scan(body, carry, (full_indices, full_checks))
             if rest_indices is not None:
-                carry = step(carry, rest_indices, jnp.asarray(True), x, y, limits)
-            state, active, _ = carry
+                carry = step(carry, rest_indices, jnp.asarray(True), x, y, limits, freeze)
+            state, active = carry
             validation = None
             if x_val is not None:
                 validation = evaluate(state[0], state[1], x_val, y_val, max(self.batch_size, _VALIDATION_BATCH))
@@ -455,7 +451,7 @@ class _Program:
             with keras.StatelessScope(state_mapping=mapping):
                 return template.get_metrics_result()
 
-        self.epoch_function = jax.jit(epoch)
+        self.epoch_function = jax.jit(epoch, static_argnames="freeze")
         self.initial_loss_function = jax.jit(initial_losses)
         # a program of its own: fit and evaluate report the results computed from the metrics'
         # variables after the step, which the step's own logs, fused with the update, may round
@@ -505,10 +501,13 @@ class _Program:
         for epoch in range(runs[0].start_epoch, self.epochs):
             order = np.stack([epoch_permutation(arrays.count, run.seed, epoch) for run in runs]).astype(np.int32)
             full_indices = order[:, :full * self.batch_size].reshape(len(runs), full, self.batch_size)
-            outputs = self.epoch_function(
-                state, active, limits, full_indices.transpose(1, 0, 2) if full else None, checks if full else None,
-                order[:, full * self.batch_size:] if rest else None, arrays.x, arrays.y,
-                arrays.x_val if arrays.validate else None, arrays.y_val if arrays.validate else None)
+            inputs = (state, active, limits, full_indices.transpose(1, 0, 2) if full else None,
+                      checks if full else None, order[:, full * self.batch_size:] if rest else None, arrays.x,
+                      arrays.y, arrays.x_val if arrays.validate else None, arrays.y_val if arrays.validate else None)
+            outputs = self.epoch_function(*inputs, freeze=False)
+            if (active & ~np.asarray(jax.device_get(outputs[1]), dtype=bool)).any():
+                # a run blew up in this epoch: again, with every run frozen where it stopped
+                outputs = self.epoch_function(*inputs, freeze=True)
             state = outputs[0]
             logs = jax.device_get(self.results(outputs[2]))
             validation = jax.device_get(self.results(outputs[3])) if outputs[3] is not None else None
@@ -532,20 +531,24 @@ class _Program:
                 run.rows.append(row)
                 if self.on_epoch is not None:
                     self.on_epoch(run.index, dict(row))
-            newly_diverged = bool((active & ~still).any())
+            trained, newly_diverged = active.copy(), bool((active & ~still).any())
             active = still.copy()
             last = epoch + 1 == self.epochs or not active.any()
             if last or newly_diverged or time.perf_counter() - last_save >= self.checkpoint_seconds:
-                self._save(state)
+                self._save(state, trained)
                 last_save = time.perf_counter()
             if not active.any():
                 break
 
-    def _save(self, state) -> None:
+    def _save(self, state, trained: np.ndarray) -> None:
+        """Checkpoint the runs that trained in this epoch (a run that stopped earlier keeps the
+        state it stopped with; its lane in ``state`` has gone on without it)."""
         import jax
 
         trainable, non_trainable, optimizer_values, _ = jax.device_get(state[:3]) + (None,)
         for k, run in enumerate(self.runs):
+            if not trained[k]:
+                continue
             run.take([v[k] for v in trainable], [v[k] for v in non_trainable], [v[k] for v in optimizer_values],
                      self.rate_index)
             run.save()
