@@ -16,8 +16,8 @@ checkpoint every epoch in ``out/checkpoints/<folder>``. After every trial the ro
 not trained again, so a killed grid resumed on the same folder gives the rows of an uninterrupted
 one. Each problem's data are loaded once per process.
 
-**Vectorised groups.** On the JAX backend, with ``jobs=1`` and no strategy, pending trials that
-share a problem, a model, a protocol, the epochs, the batch size, ``steps_per_execution`` and an
+**Vectorised groups.** On the JAX backend, with ``jobs=1`` and no strategy, pending trials of short
+epochs (``experiments.vectorized.MAX_STEPS_PER_EPOCH`` steps at most) that share a problem, a model, a protocol, the epochs, the batch size, ``steps_per_execution`` and an
 optimiser class with its arguments other than the learning rate, and have no callbacks, train
 together as one compiled program (``experiments.vectorized``), with the rows, checkpoints and
 TensorBoard runs (written from the rows) of one run per trial; ``vectorize=False``
@@ -317,7 +317,7 @@ def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, d
     from tqdm import tqdm
 
     data = DataCache()
-    groups = _vectorized_groups(pending, distributed) if vectorize else {}
+    groups = _vectorized_groups(pending, distributed, data) if vectorize else {}
     finished: set[tuple[str, ...]] = set()
     for index, trial in pending:
         if trial.key in finished:  # trained with its group
@@ -345,12 +345,12 @@ def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, d
         store.add(trial, rows, extras)
 
 
-def _vectorized_groups(pending, distributed) -> dict[tuple[str, ...], list]:
+def _vectorized_groups(pending, distributed, data) -> dict[tuple[str, ...], list]:
     """Trial key -> the ``(index, trial)`` pairs of its vectorised group (``experiments.vectorized``),
-    for the pending trials that can join one."""
+    for the pending trials that can join one (and whose epochs are short enough to gain from it)."""
     import keras
 
-    from experiments.vectorized import optimizer_signature
+    from experiments.vectorized import MAX_STEPS_PER_EPOCH, optimizer_signature
 
     if keras.backend.backend() != "jax" or (distributed is not None and distributed.strategy is not None):
         return {}
@@ -358,6 +358,11 @@ def _vectorized_groups(pending, distributed) -> dict[tuple[str, ...], list]:
     for index, trial in pending:
         if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
             continue
+        batch_size = trial.batch_size or trial.problem.batch_size
+        if batch_size is not None:
+            examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
+            if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
+                continue
         signature = optimizer_signature(build_optimizer(trial))
         if signature is None:
             continue
