@@ -125,7 +125,7 @@ def add_training_arguments(
 ) -> None:
     """The flags of every study that trains, with the study's defaults: ``--problems``,
     ``--optimizers``, ``--seeds``, ``--epochs``, ``--batch-size``, ``--jobs``, ``--resume``,
-    ``--no-tensorboard``, ``--no-progress`` and (with ``strategies``) ``--strategy``,
+    ``--no-tensorboard``, ``--no-vectorize``, ``--no-progress`` and (with ``strategies``) ``--strategy``,
     ``--logical-cpus``. Lists are space-separated."""
     from lab.distribution import STRATEGY_NAMES
     from lab.problems import PROBLEMS
@@ -151,6 +151,10 @@ def add_training_arguments(
     )
     add_resume_argument(parser)
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    parser.add_argument(
+        "--no-vectorize", action="store_true",
+        help="train every run alone with model.fit, never with compatible runs as one program (JAX)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     if strategies:
         parser.add_argument(
@@ -212,7 +216,7 @@ def grid_options(args: argparse.Namespace) -> dict[str, Any]:
     if distributed.num_workers > 1 and args.resume is not None:
         raise UsageError("--resume is not supported with --strategy multiworker: restart the run")
     return {"jobs": args.jobs, "distributed": distributed, "progress": not args.no_progress,
-            "tensorboard": not args.no_tensorboard}
+            "tensorboard": not args.no_tensorboard, "vectorize": not getattr(args, "no_vectorize", False)}
 
 
 def machine_info() -> dict[str, Any]:

@@ -16,6 +16,13 @@ checkpoint every epoch in ``out/checkpoints/<folder>``. After every trial the ro
 not trained again, so a killed grid resumed on the same folder gives the rows of an uninterrupted
 one. Each problem's data are loaded once per process.
 
+**Vectorised groups.** On the JAX backend, with ``jobs=1`` and no strategy, pending trials of short
+epochs (``experiments.vectorized.MAX_STEPS_PER_EPOCH`` steps at most) that share a problem, a model, a protocol, the epochs, the batch size, ``steps_per_execution`` and an
+optimiser class with its arguments other than the learning rate, and have no callbacks, train
+together as one compiled program (``experiments.vectorized``), with the rows, checkpoints and
+TensorBoard runs (written from the rows) of one run per trial; ``vectorize=False``
+(``--no-vectorize``) trains every trial alone with ``train_run``. Everything else takes that path.
+
 ``jobs > 1`` trains that many trials at a time in spawned processes (the numbers are those of
 ``jobs=1``: trials are independent and seeded). ``distributed`` (``lab.distribution``) trains each
 trial on all devices instead; on a multi-worker cluster only the chief keeps the outputs.
@@ -261,21 +268,25 @@ def run_grid(
     after: After | None = None,
     extra_files: Sequence[str] = (),
     results_file: str = RESULTS_FILE,
+    vectorize: bool = True,
 ) -> GridResult:
     """Train every trial not yet in ``out/<results_file>``; see the module docstring.
 
-    ``extra_files`` names every table ``after`` can return (read back on resume).
+    ``extra_files`` names every table ``after`` can return (read back on resume); ``vectorize``
+    lets compatible trials train together (JAX; see the module docstring).
     """
     out = Path(out)
     if distributed is not None and distributed.num_workers > 1 and not distributed.is_chief:
         # every worker trains the same trials in step; only the chief keeps the outputs
         with tempfile.TemporaryDirectory(prefix=f"grid-worker{distributed.worker_index}-") as scratch:
-            _run(trials, Path(scratch), 1, distributed, False, tensorboard, after, extra_files, results_file)
+            _run(trials, Path(scratch), 1, distributed, False, tensorboard, after, extra_files, results_file,
+                 vectorize)
         return GridResult(pd.DataFrame(), {})
-    return _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file)
+    return _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file, vectorize)
 
 
-def _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file) -> GridResult:
+def _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file,
+         vectorize=False) -> GridResult:
     store = _Store(out, trials, results_file, extra_files)
     done = store.done()
     pending = []
@@ -287,7 +298,7 @@ def _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_fil
     if jobs > 1 and len(pending) > 1:
         _run_in_processes(pending, out, store, jobs, progress, tensorboard, after)
     else:
-        _run_in_sequence(pending, len(trials), out, store, progress, tensorboard, after, distributed)
+        _run_in_sequence(pending, len(trials), out, store, progress, tensorboard, after, distributed, vectorize)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     results = store.frames.get(results_file, pd.DataFrame())
     return GridResult(results, {name: frame for name, frame in store.frames.items() if name != results_file})
@@ -302,11 +313,25 @@ def _postfix(row: Mapping[str, Any], problem: Problem) -> dict[str, str]:
     return postfix
 
 
-def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, distributed) -> None:
+def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, distributed, vectorize=False) -> None:
     from tqdm import tqdm
 
     data = DataCache()
+    groups = _vectorized_groups(pending, distributed, data) if vectorize else {}
+    finished: set[tuple[str, ...]] = set()
     for index, trial in pending:
+        if trial.key in finished:  # trained with its group
+            continue
+        group = groups.get(trial.key)
+        if group is not None:
+            for _, member in group:  # trained now, or alone when its turn comes
+                groups.pop(member.key)
+            trained = _train_group(group, total, data, out, progress, tensorboard, after)
+            if trained is not None:
+                for (_, member), (rows, extras) in zip(group, trained):
+                    store.add(member, rows, extras)
+                    finished.add(member.key)
+                continue
         label = f"[{index}/{total}] {trial.description}"
         with tqdm(total=trial.epochs_to_run, desc=label, unit="epoch", disable=not progress, file=sys.stderr) as bar:
 
@@ -318,6 +343,81 @@ def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, d
             rows, extras = train_trial(trial, data(trial.problem), out, tensorboard=tensorboard, on_epoch=on_epoch,
                                        after=after, distributed=distributed)
         store.add(trial, rows, extras)
+
+
+def _vectorized_groups(pending, distributed, data) -> dict[tuple[str, ...], list]:
+    """Trial key -> the ``(index, trial)`` pairs of its vectorised group (``experiments.vectorized``),
+    for the pending trials that can join one (and whose epochs are short enough to gain from it)."""
+    import keras
+
+    from experiments.vectorized import MAX_STEPS_PER_EPOCH, optimizer_signature
+
+    if keras.backend.backend() != "jax" or (distributed is not None and distributed.strategy is not None):
+        return {}
+    groups: dict[tuple, list] = {}
+    for index, trial in pending:
+        if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
+            continue
+        batch_size = trial.batch_size or trial.problem.batch_size
+        if batch_size is not None:
+            examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
+            if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
+                continue
+        signature = optimizer_signature(build_optimizer(trial))
+        if signature is None:
+            continue
+        try:
+            problem = hash(trial.problem) and trial.problem
+        except TypeError:  # a problem holding an unhashable loss, say
+            problem = id(trial.problem)
+        key = (problem, trial.model or trial.problem.model, trial.protocol, trial.epochs_to_run,
+               trial.batch_size or trial.problem.batch_size, trial.steps_per_execution, signature)
+        groups.setdefault(key, []).append((index, trial))
+    return {trial.key: members for members in groups.values() for _, trial in members}
+
+
+def _train_group(group, total, data, out, progress, tensorboard, after):
+    """Train a vectorised group: each member's labelled rows and extras, in order; ``None`` when
+    the members cannot share a program after all (an unseeded model builder, say)."""
+    import keras
+    from tqdm import tqdm
+
+    from experiments.vectorized import IncompatibleRuns, builds_seeded_models, train_runs, write_tensorboard
+
+    trials = [trial for _, trial in group]
+    first = trials[0]
+    build = first.model or first.problem.model
+    keras.backend.clear_session()
+    if not builds_seeded_models(build, first.seed):
+        return None
+    split = protocol_view(data(first.problem), first.protocol)
+    models = [build(trial.seed) for trial in trials]
+    label = f"[{group[0][0]}/{total}] {first.description}" + (f" +{len(group) - 1} together" if len(group) > 1 else "")
+    with tqdm(total=first.epochs_to_run, desc=label, unit="epoch", disable=not progress, file=sys.stderr) as bar:
+
+        def on_epoch(member: int, row: dict) -> None:
+            if member == 0 or int(row["epoch"]) > bar.n:
+                bar.n = int(row["epoch"])
+                bar.set_postfix(_postfix(row, first.problem), refresh=False)
+                bar.refresh()
+
+        try:
+            frames = train_runs(
+                models, [build_optimizer(trial) for trial in trials], split, epochs=first.epochs_to_run,
+                batch_size=first.batch_size or first.problem.batch_size or len(split.x_train),
+                seeds=[trial.seed for trial in trials], loss=first.problem.loss, metrics=first.problem.metrics,
+                checkpoint_dirs=[Path(out, CHECKPOINTS, trial.folder) for trial in trials], on_epoch=on_epoch,
+                steps_per_execution=first.steps_per_execution,
+            )
+        except IncompatibleRuns:
+            return None
+    results = []
+    for trial, model, rows in zip(trials, models, frames):
+        if tensorboard:
+            write_tensorboard(rows, Path(out, TENSORBOARD, trial.folder))
+        extras = dict(after(trial, model, split) or {}) if after is not None else {}
+        results.append((_labelled(rows, trial), {name: _labelled(frame, trial) for name, frame in extras.items()}))
+    return results
 
 
 def _run_in_processes(pending, out, store, jobs, progress, tensorboard, after) -> None:

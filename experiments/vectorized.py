@@ -1,0 +1,585 @@
+"""Many compatible runs trained side by side as one compiled program (JAX): ``train_runs``.
+
+Runs that share a problem, a model architecture, an optimiser class with its arguments other than
+the learning rate, the epochs and the batch size differ only in their seed (the initial weights),
+their learning rate and their data order. ``train_runs`` trains them together: the runs' weights,
+optimiser state (the learning rate is one of the optimiser's variables, so it is per run) and
+metric state are stacked along a leading run axis, ``jax.vmap`` maps Keras's own stateless train
+step (``model.train_step``: ``stateless_call``, the compiled loss and metrics, then
+``optimizer.stateless_apply`` of the lab's optimiser classes) over that axis, and ``jax.lax.scan``
+runs an epoch's steps in one call. Each run gets exactly the rows ``experiments.training.train_run``
+gives it::
+
+    epoch  loss  <metrics>  val_loss  val_<metrics>  learning_rate  seconds  status
+
+- the same initial weights (each run's own model, built and seeded by the caller), the same
+  batches: epoch ``e`` of a run visits the examples in the order ``epoch_permutation(n, seed, e)``
+  in batches of ``batch_size``, the last partial batch included, as ``fit`` does;
+- the same loss and metrics: a ``fit`` epoch's running means (Keras's ``Mean``, weighted by the
+  batch size), validated at every epoch's end on the validation data at batch
+  ``max(batch_size, 1024)``, as ``train_run``'s ``evaluate`` does;
+- learning-rate schedules: a run whose optimiser has a ``LearningRateSchedule`` gets the
+  schedule's value at its step written into its learning-rate variable before each update, so
+  runs with different schedules (a different base rate, say) still train together;
+- the same divergence rule: the running loss is checked every ``steps_per_execution`` steps and
+  at the epoch's end (where ``fit`` calls ``on_train_batch_end``) against NaN/inf and
+  ``divergence_factor`` times the untrained model's loss on the first 1024 examples. A run that
+  blows up is frozen there (its state no longer changes), validated on its weights at that step,
+  marked ``diverged`` at that epoch and gives no further rows; its neighbours are untouched, since
+  the runs of a vmapped program never mix;
+- ``seconds``: the program's cumulative wall time divided by the number of runs in it (each run's
+  share of the machine).
+
+**Checkpoints.** Each run checkpoints into its own folder in ``train_run``'s format
+(``experiments.training.save_checkpoint``: the model's weights then the optimiser's variables,
+and the rows, behind ``state.json``), at epoch boundaries and at most every ``checkpoint_seconds``
+(moons' epochs take well under a millisecond; writing a dozen checkpoints after each would cost
+more than the training), and when a run diverges or the group ends. Calling again with the same
+folders continues every run after its last saved epoch and gives the rows of an uninterrupted run;
+a run checkpointed here can also be resumed by ``train_run`` and the other way round.
+
+At the end every model holds its run's final weights and is compiled with its own optimiser, which
+holds the run's final state, as after ``train_run``.
+
+``optimizer_signature`` says whether an optimiser can be trained here and with which others
+(``None``: not here); ``IncompatibleRuns`` is raised, before anything is trained, for runs that
+cannot share a program. JAX backend only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from experiments import training
+from experiments.training import (
+    DEFAULT_DIVERGENCE_FACTOR,
+    DEFAULT_STEPS_PER_EXECUTION,
+    STATUS_DIVERGED,
+    STATUS_OK,
+    epoch_permutation,
+)
+
+DEFAULT_CHECKPOINT_SECONDS = 2.0
+# the grid vectorises a group only when its epochs have at most this many steps: what a group
+# saves is fit's per-epoch machinery (validation call, callbacks, checkpoint), which dominates
+# moons' one-step epochs; on MNIST's 1875-step epochs fit already runs 32 steps per call and the
+# program's steps are no faster on a 2-core CPU (benchmarks.vectorized)
+MAX_STEPS_PER_EPOCH = 64
+DEFAULT_MEMORY_BYTES = 2 * 1024**3
+_VALIDATION_BATCH = 1024
+_FLOAT_BYTES = 4
+
+
+class IncompatibleRuns(ValueError):
+    """The runs cannot share one program (another architecture, optimiser, backend...)."""
+
+
+def optimizer_signature(optimizer: keras.optimizers.Optimizer) -> str | None:
+    """What must be equal for two optimisers to train in one program: the class and every
+    constructor argument but the learning rate; ``None`` when this one cannot train here (not one
+    of the lab's classes, a callable learning rate that is not a schedule, weight averaging)."""
+    cls = type(optimizer)
+    if not cls.__module__.startswith("lab.optimizers") or optimizer.use_ema:
+        return None
+    rate = optimizer._learning_rate
+    if callable(rate) and not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        return None
+    config = dict(optimizer.get_config())
+    config.pop("learning_rate", None)
+    config.pop("name", None)
+    return f"{cls.__module__}.{cls.__qualname__}:" + json.dumps(config, sort_keys=True, default=repr)
+
+
+def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool:
+    """Whether ``build(seed)`` gives the same variables whatever Keras's global random state is
+    (every ``lab.models`` builder does): only then are a run's initial weights its own."""
+    values = []
+    for global_seed in (1, 2):
+        keras.utils.set_random_seed(global_seed)
+        model = build(seed)
+        values.append([keras.ops.convert_to_numpy(v) for v in model.weights])
+    return len(values[0]) == len(values[1]) and all(np.array_equal(a, b) for a, b in zip(*values))
+
+
+def _structure(model: keras.Model) -> str:
+    """The architecture: the model's config without names, initialisers and seeds."""
+
+    def strip(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {k: strip(v) for k, v in item.items() if k not in ("name", "seed") and not k.endswith("initializer")}
+        if isinstance(item, (list, tuple)):
+            return [strip(v) for v in item]
+        return item
+
+    try:
+        config = strip(model.get_config())
+    except NotImplementedError:
+        config = type(model).__qualname__
+    shapes = [(tuple(v.shape), str(v.dtype), v.trainable) for v in model.weights]
+    return json.dumps([config, shapes], sort_keys=True, default=repr)
+
+
+def run_bytes(model: keras.Model, optimizer_slots: int, batch_size: int) -> int:
+    """A generous estimate of one run's memory in the program: its variables (weights, optimiser
+    slots, gradients and the copies a step makes) and its activations (training batch, forward and
+    backward; validation batch)."""
+    parameters = sum(math.prod(v.shape) for v in model.weights)
+    activations = 0
+    for layer in model.layers:
+        try:
+            activations += math.prod(d for d in layer.output.shape[1:] if d is not None)
+        except (AttributeError, ValueError, TypeError):
+            pass
+    activations += math.prod(d for d in model.inputs[0].shape[1:] if d is not None) if model.inputs else 0
+    steps = 3 * batch_size + max(batch_size, _VALIDATION_BATCH)
+    return _FLOAT_BYTES * (parameters * (4 + optimizer_slots) + activations * steps)
+
+
+def train_runs(
+    models: Sequence[keras.Model],
+    optimizers: Sequence[keras.optimizers.Optimizer],
+    data,
+    *,
+    epochs: int,
+    batch_size: int,
+    seeds: Sequence[int],
+    loss: Any = "sparse_categorical_crossentropy",
+    metrics: Sequence[str] = ("accuracy",),
+    validate: bool = True,
+    checkpoint_dirs: Sequence[str | Path | None] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION,
+    divergence_factor: float | None = DEFAULT_DIVERGENCE_FACTOR,
+    checkpoint_seconds: float | None = None,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+) -> list[pd.DataFrame]:
+    """Train run ``k`` (``models[k]`` with ``optimizers[k]``, data order ``seeds[k]``) for every
+    ``k`` side by side; one ``train_run`` frame per run, in order.
+
+    Args:
+        models: built, uncompiled, seeded models of one architecture, one per run.
+        optimizers: fresh optimisers of one ``optimizer_signature``, one per run.
+        data, epochs, batch_size, loss, metrics, validate, steps_per_execution,
+            divergence_factor: as for ``train_run`` (the same for every run).
+        seeds: each run's seed (its data order).
+        checkpoint_dirs: each run's checkpoint folder (or ``None``); see the module docstring.
+        on_epoch: called with ``(k, row)`` for each new row of run ``k``.
+        checkpoint_seconds: save checkpoints at an epoch boundary when this many seconds have
+            passed since the last save, >= 0 (0: every epoch; ``None``: ``DEFAULT_CHECKPOINT_SECONDS``).
+        memory_bytes: runs are trained in chunks whose estimated memory (``run_bytes``) stays
+            under this, >= 1 (at least one run per chunk).
+
+    Raises:
+        IncompatibleRuns: before any training, when the runs cannot share a program.
+    """
+    count = len(models)
+    if count == 0:
+        return []
+    if not (len(optimizers) == len(seeds) == count):
+        raise ValueError(f"models, optimizers and seeds must have one entry per run, got {count}, "
+                         f"{len(optimizers)} and {len(seeds)}")
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(steps_per_execution) < 1:
+        raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
+    if checkpoint_seconds is None:
+        checkpoint_seconds = DEFAULT_CHECKPOINT_SECONDS
+    if not checkpoint_seconds >= 0:
+        raise ValueError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
+    if int(memory_bytes) < 1:
+        raise ValueError(f"memory_bytes must be >= 1, got {memory_bytes}")
+    if keras.backend.backend() != "jax":
+        raise IncompatibleRuns(f"vectorised training needs the JAX backend, not {keras.backend.backend()}")
+    signatures = {optimizer_signature(optimizer) for optimizer in optimizers}
+    if None in signatures or len(signatures) > 1:
+        raise IncompatibleRuns("the optimisers differ in more than their learning rate, or one cannot be vectorised")
+    if len({_structure(model) for model in models}) > 1:
+        raise IncompatibleRuns("the models have different architectures")
+    folders = [Path(f) if f is not None else None for f in (checkpoint_dirs or [None] * count)]
+    if len(folders) != count:
+        raise ValueError(f"checkpoint_dirs must have one entry per run, got {len(folders)} for {count} runs")
+
+    runs = [_Run(k, model, optimizer, int(seed), folder, loss, metrics)
+            for k, (model, optimizer, seed, folder) in enumerate(zip(models, optimizers, seeds, folders))]
+    arrays = _Arrays(data, validate)
+    settings = dict(epochs=int(epochs), batch_size=int(batch_size), steps_per_execution=int(steps_per_execution),
+                    divergence_factor=divergence_factor, checkpoint_seconds=float(checkpoint_seconds),
+                    on_epoch=on_epoch)
+    pending = [run for run in runs if not run.finished(int(epochs))]
+    # runs resumed at different epochs (a kill while a group was saving) train in separate programs
+    for start in sorted({run.start_epoch for run in pending}):
+        together = [run for run in pending if run.start_epoch == start]
+        per_chunk = max(1, int(memory_bytes) // max(1, together[0].bytes(int(batch_size))))
+        chunks = math.ceil(len(together) / per_chunk)
+        size = math.ceil(len(together) / chunks)
+        for first in range(0, len(together), size):
+            _Program(together[first:first + size], arrays, loss, metrics, **settings).train()
+    for run in runs:
+        run.finish()
+    return [training._frame(run.rows) for run in runs]
+
+
+class _Arrays:
+    """The training and validation arrays, on the device once."""
+
+    def __init__(self, data, validate: bool) -> None:
+        import jax.numpy as jnp
+
+        self.x_numpy, self.y_numpy = np.asarray(data.x_train), np.asarray(data.y_train)
+        self.x, self.y = jnp.asarray(self.x_numpy), jnp.asarray(self.y_numpy)
+        self.count = len(self.x_numpy)
+        self.validate = validate
+        if validate:
+            x_val, y_val = (data.x_test, data.y_test) if data.x_val is None else (data.x_val, data.y_val)
+            self.x_val, self.y_val = jnp.asarray(np.asarray(x_val)), jnp.asarray(np.asarray(y_val))
+
+
+class _Run:
+    """One run: its own model and optimiser, its rows, its checkpoint."""
+
+    def __init__(self, index, model, optimizer, seed, folder, loss, metrics) -> None:
+        self.index, self.model, self.optimizer, self.seed, self.folder = index, model, optimizer, seed, folder
+        self.schedule = optimizer._learning_rate if isinstance(
+            optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule) else None
+        model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
+        optimizer.build(model.trainable_variables)
+        self.state = training.load_checkpoint_state(folder) if folder is not None else None
+        self.rows: list[dict] = list(self.state["rows"]) if self.state else []
+        if self.state and self.state.get("weights"):
+            training.restore_checkpoint(model, folder / self.state["weights"])
+        self.initial_loss = self.state.get("initial_loss") if self.state else None
+        self.diverged = bool(self.rows) and self.rows[-1]["status"] == STATUS_DIVERGED
+
+    @property
+    def start_epoch(self) -> int:
+        return len(self.rows)
+
+    @property
+    def prior_seconds(self) -> float:
+        return float(self.rows[-1]["seconds"]) if self.rows else 0.0
+
+    def finished(self, epochs: int) -> bool:
+        return bool(self.state and self.state.get("finished")) or self.diverged or len(self.rows) >= epochs
+
+    def bytes(self, batch_size: int) -> int:
+        slots = max(0, len(self.optimizer.variables) - 2) // max(1, len(self.model.trainable_variables))
+        return run_bytes(self.model, slots, batch_size)
+
+    def optimizer_values(self, learning_rate_index: int) -> list:
+        """The optimiser's variables in the program's layout (a schedule's run has no rate variable)."""
+        values = [v.value for v in self.optimizer.variables]
+        if self.schedule is not None:
+            values.insert(learning_rate_index, np.float32(0.0))
+        return values
+
+    def take(self, trainable, non_trainable, optimizer_values, learning_rate_index: int) -> None:
+        """Put the program's values of this run into its model and optimiser."""
+        for variable, value in zip(self.model.trainable_variables, trainable):
+            variable.assign(value)
+        for variable, value in zip(self.model.non_trainable_variables, non_trainable):
+            variable.assign(value)
+        optimizer_values = list(optimizer_values)
+        if self.schedule is not None:
+            del optimizer_values[learning_rate_index]
+        for variable, value in zip(self.optimizer.variables, optimizer_values):
+            variable.assign(value)
+
+    def save(self) -> None:
+        if self.folder is not None:
+            training.save_checkpoint(self.folder, self.model, self.rows, finished=self.diverged,
+                                     initial_loss=self.initial_loss)
+
+    def finish(self) -> None:
+        if self.folder is not None:
+            training._mark_finished(self.folder, self.rows)
+
+
+def _learning_rate_variable_index(optimizer: keras.optimizers.Optimizer, name: str) -> int:
+    target = getattr(optimizer, name)
+    return next(i for i, v in enumerate(optimizer.variables) if v is target)
+
+
+def _float32_limit(limit: float) -> np.float32:
+    """The largest float32 <= ``limit``: for a float32 loss, ``loss > it`` iff ``loss > limit``,
+    the comparison ``train_run`` makes in float64."""
+    bound = np.float32(limit)
+    if math.isfinite(limit) and float(bound) > limit:
+        bound = np.nextafter(bound, np.float32(-np.inf))
+    return bound
+
+
+def _blown_up(loss: float, limit: float) -> bool:
+    return not math.isfinite(float(loss)) or float(loss) > limit
+
+
+class _Program:
+    """Runs of one start epoch, trained as one compiled program."""
+
+    def __init__(self, runs, arrays: _Arrays, loss, metrics, *, epochs, batch_size, steps_per_execution,
+                 divergence_factor, checkpoint_seconds, on_epoch) -> None:
+        self.runs, self.arrays = runs, arrays
+        self.epochs, self.batch_size, self.steps_per_execution = epochs, batch_size, steps_per_execution
+        self.divergence_factor, self.checkpoint_seconds, self.on_epoch = divergence_factor, checkpoint_seconds, on_epoch
+        first = runs[0]
+        # the template: run 0's model compiled with an optimiser of the group's class whose rate is
+        # a variable, so that every run's rate can be one lane of it
+        config = {**first.optimizer.get_config(), "learning_rate": 0.0}
+        self.template_optimizer = type(first.optimizer).from_config(config)
+        try:
+            template = keras.models.clone_model(first.model)
+        except Exception as error:  # a subclassed model without from_config, say
+            raise IncompatibleRuns(f"the model cannot be cloned as the group's template: {error}") from None
+        template.compile(optimizer=self.template_optimizer, loss=loss, metrics=list(metrics), jit_compile=True)
+        template._symbolic_build(data_batch=(arrays.x_numpy[:batch_size], arrays.y_numpy[:batch_size]))
+        self.template = template
+        self.rate_index = _learning_rate_variable_index(self.template_optimizer, "_learning_rate")
+        self.iterations_index = _learning_rate_variable_index(self.template_optimizer, "_iterations")
+        expected = len(self.template_optimizer.variables)
+        for run in runs:
+            if len(run.optimizer_values(self.rate_index)) != expected:
+                raise IncompatibleRuns("an optimiser's variables do not match the group's")
+        self.metrics_initial = [v.value for v in template.metrics_variables]
+        self._build_functions()
+
+    # --- the compiled functions ------------------------------------------------------------------
+
+    def _build_functions(self) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        template = self.template
+        schedules = [run.schedule for run in self.runs]
+        rate_index, iterations_index = self.rate_index, self.iterations_index
+        lanes = len(self.runs)
+
+        def with_rates(optimizer_values):
+            # a schedule's value at the run's step, written into its lane of the rate variable
+            if all(schedule is None for schedule in schedules):
+                return optimizer_values
+            values = list(optimizer_values)
+            iterations, rates = values[iterations_index], values[rate_index]
+            values[rate_index] = jnp.stack([
+                rates[k] if schedule is None else jnp.asarray(schedule(iterations[k]), rates.dtype)
+                for k, schedule in enumerate(schedules)
+            ])
+            return values
+
+        def rates_used(optimizer_values):
+            # the rate of each run's most recent step, as train_run's learning_rate column
+            iterations, rates = optimizer_values[iterations_index], optimizer_values[rate_index]
+            return jnp.stack([
+                rates[k] if schedule is None
+                else jnp.asarray(schedule(jnp.maximum(iterations[k] - 1, 0)), rates.dtype)
+                for k, schedule in enumerate(schedules)
+            ])
+
+        # jax.lax.map, not jax.vmap: the runs' steps are the same computation, one after the other,
+        # and each one's arithmetic is that of the single run (vmap batches the matrix products,
+        # whose float32 sums then differ in the last bits and drift apart over the steps)
+        def train_step(state, x, y):
+            return jax.lax.map(lambda lane: template.train_step(lane[0], (lane[1], lane[2])), (state, x, y))
+
+        def test_step(state, x, y):
+            return jax.lax.map(lambda lane: template.test_step(lane, (x, y)), state)
+
+        def fresh_metrics():
+            return [jnp.broadcast_to(v, (lanes, *jnp.shape(v))) for v in self.metrics_initial]
+
+        def select(active, new, old):
+            def pick(a, b):
+                return jnp.where(active.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b)
+            return jax.tree_util.tree_map(pick, new, old)
+
+        def step(carry, indices, check, x, y, limits, freeze):
+            state, active = carry
+            trainable, non_trainable, optimizer_values, metric_values = state
+            logs, stepped = train_step(
+                (trainable, non_trainable, with_rates(optimizer_values), metric_values),
+                jnp.take(x, indices, axis=0), jnp.take(y, indices, axis=0))
+            # freezing costs a copy of every run's state per step: only the epoch in which a run
+            # blows up is run again with it (see train)
+            state = select(active, stepped, state) if freeze else stepped
+            blown = ~jnp.isfinite(logs["loss"]) | (logs["loss"] > limits)
+            return state, active & ~(check & blown)
+
+        def evaluate(trainable, non_trainable, x, y, batch):
+            metric_values = fresh_metrics()
+            full, rest = divmod(x.shape[0], batch)
+            if full == 1 and not rest:
+                _, (_, _, metric_values) = test_step((trainable, non_trainable, metric_values), x, y)
+            elif full:
+                def body(metric_values, i):
+                    xb = jax.lax.dynamic_slice_in_dim(x, i * batch, batch)
+                    yb = jax.lax.dynamic_slice_in_dim(y, i * batch, batch)
+                    _, (_, _, metric_values) = test_step((trainable, non_trainable, metric_values), xb, yb)
+                    return metric_values, None
+                metric_values, _ = jax.lax.scan(body, metric_values, jnp.arange(full))
+            if rest:
+                _, (_, _, metric_values) = test_step(
+                    (trainable, non_trainable, metric_values), x[full * batch:], y[full * batch:])
+            return metric_values
+
+        def initial_losses(trainable, non_trainable, x, y):
+            return evaluate(trainable, non_trainable, x, y, x.shape[0])
+
+        def epoch(state, active, limits, full_indices, full_checks, rest_indices, x, y, x_val, y_val, freeze):
+            trainable, non_trainable, optimizer_values, _ = state
+            carry = ((trainable, non_trainable, optimizer_values, fresh_metrics()), active)
+            if full_indices is not None and full_indices.shape[0] == 1:  # full batch: no loop
+                carry = step(carry, full_indices[0], full_checks[0], x, y, limits, freeze)
+            elif full_indices is not None:
+                def body(carry, inputs):
+                    indices, check = inputs
+                    return step(carry, indices, check, x, y, limits, freeze), None
+                carry, _ = jax.lax.scan(body, carry, (full_indices, full_checks))
+            if rest_indices is not None:
+                carry = step(carry, rest_indices, jnp.asarray(True), x, y, limits, freeze)
+            state, active = carry
+            validation = None
+            if x_val is not None:
+                validation = evaluate(state[0], state[1], x_val, y_val, max(self.batch_size, _VALIDATION_BATCH))
+            return state, active, state[3], validation, rates_used(state[2])
+
+        def results(metric_values):
+            mapping = list(zip(template.metrics_variables, metric_values))
+            with keras.StatelessScope(state_mapping=mapping):
+                return template.get_metrics_result()
+
+        self.epoch_function = jax.jit(epoch, static_argnames="freeze")
+        self.initial_loss_function = jax.jit(initial_losses)
+        # a program of its own: fit and evaluate report the results computed from the metrics'
+        # variables after the step, which the step's own logs, fused with the update, may round
+        # differently in the last bit
+        self.results = jax.jit(jax.vmap(results))
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def _stacked_state(self):
+        import jax.numpy as jnp
+
+        def stack(per_run):
+            return [jnp.stack([jnp.asarray(values[j]) for values in per_run]) for j in range(len(per_run[0]))]
+
+        runs = self.runs
+        trainable = stack([[v.value for v in run.model.trainable_variables] for run in runs])
+        non_trainable = (stack([[v.value for v in run.model.non_trainable_variables] for run in runs])
+                         if runs[0].model.non_trainable_variables else [])
+        optimizer_values = stack([run.optimizer_values(self.rate_index) for run in runs])
+        metrics = [jnp.broadcast_to(v, (len(runs), *jnp.shape(v))) for v in self.metrics_initial]
+        return (trainable, non_trainable, optimizer_values, metrics)
+
+    def train(self) -> None:
+        import jax
+
+        runs, arrays = self.runs, self.arrays
+        start_time = time.perf_counter()
+        prior_seconds = [run.prior_seconds for run in runs]
+        state = self._stacked_state()
+        missing = [k for k, run in enumerate(runs) if run.initial_loss is None]
+        if missing:
+            count = min(arrays.count, training._INITIAL_LOSS_EXAMPLES)
+            losses = np.asarray(self.results(
+                self.initial_loss_function(state[0], state[1], arrays.x[:count], arrays.y[:count]))["loss"])
+            for k in missing:
+                runs[k].initial_loss = float(losses[k])
+        factor = self.divergence_factor
+        self.loss_limits = [math.inf if factor is None else float(factor) * run.initial_loss for run in runs]
+        limits = np.array([_float32_limit(limit) for limit in self.loss_limits], dtype=np.float32)
+        active = np.ones(len(runs), dtype=bool)
+        full, rest = divmod(arrays.count, self.batch_size)
+        steps = full + (1 if rest else 0)
+        # fit calls on_train_batch_end, where train_run checks the loss, after every
+        # steps_per_execution steps and after the epoch's last step
+        checks = np.array([(j + 1) % self.steps_per_execution == 0 or j == steps - 1 for j in range(full)])
+        last_save = time.perf_counter()
+        for epoch in range(runs[0].start_epoch, self.epochs):
+            order = np.stack([epoch_permutation(arrays.count, run.seed, epoch) for run in runs]).astype(np.int32)
+            full_indices = order[:, :full * self.batch_size].reshape(len(runs), full, self.batch_size)
+            inputs = (state, active, limits, full_indices.transpose(1, 0, 2) if full else None,
+                      checks if full else None, order[:, full * self.batch_size:] if rest else None, arrays.x,
+                      arrays.y, arrays.x_val if arrays.validate else None, arrays.y_val if arrays.validate else None)
+            outputs = self.epoch_function(*inputs, freeze=False)
+            if (active & ~np.asarray(jax.device_get(outputs[1]), dtype=bool)).any():
+                # a run blew up in this epoch: again, with every run frozen where it stopped
+                outputs = self.epoch_function(*inputs, freeze=True)
+            state = outputs[0]
+            logs = jax.device_get(self.results(outputs[2]))
+            validation = jax.device_get(self.results(outputs[3])) if outputs[3] is not None else None
+            still, rates = jax.device_get((outputs[1], outputs[4]))
+            # train_run's check of the epoch's loss, which fit reports from the metric itself
+            still = np.asarray(still, dtype=bool) & ~np.array([_blown_up(value, limit) for value, limit in
+                                                               zip(np.asarray(logs["loss"]), self.loss_limits)])
+            share = (time.perf_counter() - start_time) / len(runs)
+            for k, run in enumerate(runs):
+                if not active[k]:
+                    continue
+                row: dict[str, Any] = {"epoch": epoch + 1}
+                row.update({name: float(np.asarray(value[k])) for name, value in logs.items()})
+                if validation is not None:
+                    row.update({f"val_{name}": float(np.asarray(value[k])) for name, value in validation.items()})
+                # the rate is a float32 variable: keep the digits it holds, as train_run does
+                row["learning_rate"] = float(f"{float(rates[k]):.7g}")
+                row["seconds"] = prior_seconds[k] + share
+                run.diverged = not still[k]
+                row["status"] = STATUS_DIVERGED if run.diverged else STATUS_OK
+                run.rows.append(row)
+                if self.on_epoch is not None:
+                    self.on_epoch(run.index, dict(row))
+            trained, newly_diverged = active.copy(), bool((active & ~still).any())
+            active = still.copy()
+            last = epoch + 1 == self.epochs or not active.any()
+            if last or newly_diverged or time.perf_counter() - last_save >= self.checkpoint_seconds:
+                self._save(state, trained)
+                last_save = time.perf_counter()
+            if not active.any():
+                break
+
+    def _save(self, state, trained: np.ndarray) -> None:
+        """Checkpoint the runs that trained in this epoch (a run that stopped earlier keeps the
+        state it stopped with; its lane in ``state`` has gone on without it)."""
+        import jax
+
+        trainable, non_trainable, optimizer_values, _ = jax.device_get(state[:3]) + (None,)
+        for k, run in enumerate(self.runs):
+            if not trained[k]:
+                continue
+            run.take([v[k] for v in trainable], [v[k] for v in non_trainable], [v[k] for v in optimizer_values],
+                     self.rate_index)
+            run.save()
+
+
+def write_tensorboard(rows: pd.DataFrame, log_dir: str | Path) -> bool:
+    """The epoch scalars ``keras.callbacks.TensorBoard`` writes, from a run's rows: ``train/``
+    (``epoch_loss``, ``epoch_<metric>``, ``epoch_learning_rate``) and ``validation/``
+    (``epoch_loss``, ``epoch_<metric>``), at steps 0, 1, ...; a previous log in ``log_dir`` is
+    replaced. ``False`` (nothing written) when TensorFlow is not installed."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return False
+    import shutil
+
+    log_dir = Path(log_dir)
+    shutil.rmtree(log_dir, ignore_errors=True)
+    skip = {"epoch", "seconds", "status"}
+    train = [c for c in rows.columns if c not in skip and not c.startswith("val_")]
+    validation = [c for c in rows.columns if c.startswith("val_")]
+    for sub, columns, strip in (("train", train, 0), ("validation", validation, 4)):
+        writer = tf.summary.create_file_writer(str(log_dir / sub))
+        with writer.as_default():
+            for _, row in rows.iterrows():
+                for column in columns:
+                    tf.summary.scalar(f"epoch_{column[strip:]}", float(row[column]), step=int(row["epoch"]) - 1)
+        writer.close()
+    return True
