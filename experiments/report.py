@@ -151,18 +151,26 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+def markdown_table(table: pd.DataFrame, float_format: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency); with ``float_format`` (e.g.
+    ``"{:.4g}"``) float cells are formatted with it and NaN cells left empty."""
+
+    def cell(value) -> str:
+        if float_format is not None and isinstance(value, float | np.floating):
+            return "" if np.isnan(value) else float_format.format(value)
+        return str(value)
+
     header = "| " + " | ".join(map(str, table.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
 
 
 # --- plots -------------------------------------------------------------------------------------
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg canvas (files only, no display): every plot of the lab."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,7 +181,7 @@ def _pyplot():
 
 def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = "accuracy") -> Path:
     """Training loss and the validation ``monitor`` per epoch: the mean over seeds, a min-max band."""
-    plt = _pyplot()
+    plt = pyplot()
     data = results[results["problem"] == problem]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for optimizer, group in data.groupby("optimizer", sort=False):
@@ -193,7 +201,7 @@ def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = 
 
 def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
     """Seconds to the target accuracy per problem and optimizer; runs that missed it are labelled."""
-    plt = _pyplot()
+    plt = pyplot()
     problems = list(dict.fromkeys(summary["problem"]))
     figure, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 3.8), squeeze=False)
     for axis, problem in zip(axes[0], problems):
@@ -214,7 +222,7 @@ def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
 
 def plot_boundaries(boundaries: pd.DataFrame, points, path: Path) -> Path:
     """The moons decision boundary of each optimizer (first seed) over the test points."""
-    plt = _pyplot()
+    plt = pyplot()
     optimizers = list(dict.fromkeys(boundaries["optimizer"]))
     figure, axes = plt.subplots(1, len(optimizers), figsize=(4 * len(optimizers), 3.6), squeeze=False)
     for axis, optimizer in zip(axes[0], optimizers):
