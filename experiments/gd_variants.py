@@ -70,7 +70,7 @@ def parameter_columns() -> list[keras.callbacks.Callback]:
 
 
 def declare_trials(problems, optimizers: Sequence[str], seeds: int, *, epochs: int | None = None,
-                   cap: int | None = None) -> list[Trial]:
+                   cap: int | None = None, jit_compile: bool | str = "auto") -> list[Trial]:
     """Every problem x variant x optimizer x seed; ``epochs`` replaces each variant's own, ``cap``
     bounds them. A spec that sets its learning rate keeps it; otherwise the variant's applies."""
     from lab.registry import parse_spec
@@ -87,7 +87,7 @@ def declare_trials(problems, optimizers: Sequence[str], seeds: int, *, epochs: i
                 trials += [
                     Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=run_epochs,
                           batch_size=variant.batch_size, protocol=PROTOCOL, optimizer_arguments=rate,
-                          callbacks=parameter_columns,
+                          callbacks=parameter_columns, jit_compile=jit_compile,
                           labels=(("problem", problem.name), ("variant", variant.name), ("optimizer", optimizer),
                                   ("seed", seed)))
                     for seed in range(seeds)
@@ -146,9 +146,7 @@ def plot(results: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
         axis.set_ylabel("MSE on all data at the end of the epoch (log)")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
-    figure.tight_layout()
-    figure.savefig(out / "loss_curves.png", dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, out / "loss_curves.png", dpi=110)
 
     first = table[table["seed"] == table["seed"].min()]
     figure, axes = plt.subplots(1, 2 * len(names), figsize=(4.5 * 2 * len(names), 4.5), squeeze=False)
@@ -169,9 +167,7 @@ def plot(results: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
             axis.set_title(f"{name}: {parameter}")
             axis.grid(True, axis="y", alpha=0.3)
             axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out / "parameters.png", dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, out / "parameters.png", dpi=110)
 
 
 def build_parser():
@@ -187,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise cli.UsageError("--batch-size: the variants are the batch sizes gd_variants compares (all, 1 and 16)")
     problems = cli.resolve_problems(args)
     optimizers = cli.check_optimizers(args.optimizers)
+    # --quick: at most 30 epochs, and no XLA, whose compiling costs more than such small runs take
     trials = declare_trials(problems, optimizers, args.seeds, epochs=args.epochs,
-                            cap=QUICK_EPOCHS if args.quick else None)
+                            cap=QUICK_EPOCHS if args.quick else None, jit_compile=False if args.quick else "auto")
     options = cli.grid_options(args)
     chief = options["distributed"].is_chief
     out = cli.open_output(args, NAME) if chief else Path(".")

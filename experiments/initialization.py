@@ -118,9 +118,7 @@ def plot(rows: pd.DataFrame, path: Path) -> None:
             axis.set_xlabel("layer (0 = input)")
             axis.grid(True, which="both", alpha=0.3)
         row_axes[1].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=100)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -155,9 +155,7 @@ def plot_surface_sweep(rows: pd.DataFrame, name: str, path: Path) -> None:
     for axis in list(axes.flat)[len(rates):]:
         axis.set_visible(False)
     figure.suptitle(f"Gradient descent on {surface.formula}: effect of the learning rate", fontsize=14)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=100)
 
 
 # --- part 2: final loss against the learning rate on real models ----------------------------------
@@ -182,12 +180,13 @@ SWEEP_FILE = "sweep.csv"
 
 
 def declare_sweep(problems, optimizers: Sequence[str], learning_rates: Sequence[float], seeds: int, *,
-                  epochs: int | None = None, batch_size: int | None = None) -> list[Trial]:
+                  epochs: int | None = None, batch_size: int | None = None,
+                  jit_compile: bool | str = "auto") -> list[Trial]:
     """Every problem x optimizer x learning rate x seed (``set_learning_rate``: train_run's own
     ``learning_rate`` column is the rate the optimiser used)."""
     return [
         Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=epochs, batch_size=batch_size,
-              protocol=PROTOCOL, optimizer_arguments={"learning_rate": learning_rate},
+              protocol=PROTOCOL, optimizer_arguments={"learning_rate": learning_rate}, jit_compile=jit_compile,
               labels=(("problem", problem.name), ("optimizer", optimizer), ("set_learning_rate", learning_rate),
                       ("seed", seed)))
         for problem in problems
@@ -312,9 +311,7 @@ def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
         axis.set_title(f"{problem}: final loss vs learning rate (× = diverged)")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 def build_parser():
@@ -344,8 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick_optimizers = args.quick and "--optimizers" not in args.command_line
         optimizers = cli.check_optimizers(QUICK_OPTIMIZERS if quick_optimizers else args.optimizers)
         learning_rates = args.learning_rates or list(QUICK_LEARNING_RATES if args.quick else LEARNING_RATES)
+        # --quick: no XLA, whose compiling costs more than such small runs take
         trials = declare_sweep(problems, optimizers, learning_rates, args.seeds, epochs=args.epochs,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, jit_compile=False if args.quick else "auto")
         classes = class_counts(problems)
         options = cli.grid_options(args)
         if not options["distributed"].is_chief:  # a cluster worker: trains in step, keeps nothing

@@ -179,6 +179,14 @@ def pyplot():
     return plt
 
 
+def save_figure(figure, path: Path, dpi: int = 100) -> Path:
+    """Lay ``figure`` out, write it to ``path`` and close it."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    pyplot().close(figure)
+    return path
+
+
 def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = "accuracy") -> Path:
     """Training loss and the validation ``monitor`` per epoch: the mean over seeds, a min-max band."""
     plt = pyplot()
@@ -193,10 +201,7 @@ def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = 
     loss_axis.set(title=f"{problem}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
     accuracy_axis.set(title=f"{problem}: validation {monitor}", xlabel="epoch", ylabel=monitor)
     accuracy_axis.legend(title="mean, band = min-max over seeds", fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
@@ -214,10 +219,7 @@ def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
         target = Target(rows["monitor"].iloc[0], rows["target"].iloc[0])
         axis.set(title=f"{problem}: seconds to {target.describe()}", ylabel="seconds")
         axis.tick_params(axis="x", labelrotation=20)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def plot_boundaries(boundaries: pd.DataFrame, points, path: Path) -> Path:
@@ -235,10 +237,7 @@ def plot_boundaries(boundaries: pd.DataFrame, points, path: Path) -> Path:
             x, y = points
             axis.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu", edgecolors="black", s=12, linewidths=0.4)
         axis.set(title=f"{optimizer} (seed {int(grid['seed'].iloc[0])})", xticks=[], yticks=[])
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def report_markdown(

@@ -176,9 +176,7 @@ def plot_curves(frame: pd.DataFrame, path: Path) -> None:
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(f"lab.schedules over {frame['epoch'].max() + 1} epochs (initial learning rate {INITIAL_LEARNING_RATE})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,9 +297,7 @@ def plot_training(results: pd.DataFrame, path: Path) -> None:
         row[0].legend(fontsize=7)
     optimizers = ", ".join(dict.fromkeys(results["optimizer"]))
     figure.suptitle(f"Learning-rate schedules in training ({optimizers}, same peak rate)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 # --------------------------------------------------------------------------------------------

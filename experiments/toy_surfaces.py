@@ -239,9 +239,7 @@ def plot_surface(trajectories: pd.DataFrame, label: str, path: Path, runs: dict[
     # in 1-D a run caught in a local minimum levels off at that minimum's gap instead of falling
     right.set_title("loss gap to the global minimum")
     right.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 def _choices(text: str | None, valid: Sequence[str], what: str) -> list[str]:

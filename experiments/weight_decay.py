@@ -191,9 +191,7 @@ def plot(results: pd.DataFrame, summary: pd.DataFrame, problems, path: Path) -> 
         row[2].grid(True, axis="y", alpha=0.3)
     names = "; ".join(f"{problem}, {optimizer}" for problem, optimizer in pairs)
     figure.suptitle(f"Weight decay, coupled and decoupled: {names} (notebook 004's protocol)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 # --- command line -------------------------------------------------------------------------------
