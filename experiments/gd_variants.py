@@ -198,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot(grid.results, table, out)
     shown = ["problem", "variant", "optimizer", "w", "b", "true_w", "true_b", "least_squares_w", "least_squares_b"]
     print(report.markdown_table(table[shown], "{:.4g}"))
+    print("protocol: the notebooks' -- every sample trains; val_loss is the mean squared error on all of them")
     print(f"wrote {out}")
     return 0
 

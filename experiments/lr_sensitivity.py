@@ -370,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.write_text_atomic(out / "trainable_ranges.md", report.markdown_table(ranges, "{:.4g}"))
     plot_model_sweep(finals, out / "lr_sweep.png")
     print(report.markdown_table(ranges, "{:.4g}"))
+    print("protocol: held out -- trained on the training part, final_val_accuracy on the validation part; "
+          "the test set is not read")
     print(f"wrote {out}")
     return 0
 

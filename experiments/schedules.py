@@ -355,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_training(results, output / "training.png")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("protocol: held out -- trained on the training part, val_* (and the best epoch) on the validation "
+          "part; the test set is not read")
     print(f"results, plots and TensorBoard logs in {output}")
     return 0
 

@@ -232,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot(grid.results, summary, problems, out / "weight_decay.png")
     with pd.option_context("display.width", 180, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("protocol: notebook 004's -- trained on all the training data; the test columns are test-set scores, "
+          "nothing is selected on them")
     print(f"results, plot and TensorBoard logs in {out}")
     return 0
 
