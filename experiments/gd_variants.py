@@ -172,7 +172,7 @@ def plot(results: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
 
 def build_parser():
     parser = cli.make_parser(NAME, __doc__.split("\n\n")[0] + "\n\nDefaults: regression_000 and "
-                             "regression_001, each with the notebook's three variants, plain SGD, 1 seed.")
+                             "regression_001, each with\nthe notebook's three variants, plain SGD, 1 seed.")
     cli.add_training_arguments(parser, problems=tuple(VARIANTS), optimizers=("sgd",), seeds=1)
     return parser
 

@@ -318,7 +318,7 @@ def build_parser():
     parser = cli.make_parser(
         NAME,
         __doc__.split("\n\n")[0] + "\n\nDefaults: the surfaces, then moons (100 full-batch epochs) and the MNIST "
-        "MLP (10,000 images, 2 epochs) swept over 10 rates from 1e-4 to 3.16 with sgd momentum rmsprop adam, 1 "
+        "MLP\n(10,000 images, 2 epochs) swept over 10 rates from 1e-4 to 3.16 with sgd momentum rmsprop adam,\n1 "
         "seed (--quick: 20 and 1 epochs, 1,000 images, rates 1e-3 0.1 3, sgd adam).",
     )
     cli.add_training_arguments(parser, problems=tuple(SWEEP_PROBLEMS), optimizers=SWEEP_OPTIMIZERS, seeds=1)

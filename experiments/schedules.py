@@ -308,7 +308,7 @@ def build_parser():
     parser = cli.make_parser(
         NAME,
         __doc__.split("\n\n")[0] + "\n\nDefaults for part 2: moons (batch 32, 40 epochs) and the MNIST MLP "
-        "(20,000 images, batch 32, 10 epochs), all five schedules peaking at 0.05, momentum, 1 seed (--quick: "
+        "(20,000 images,\nbatch 32, 10 epochs), all five schedules peaking at 0.05, momentum, 1 seed\n(--quick: "
         "4 and 2 epochs, 1,200 images in batches of 64).",
     )
     parser.add_argument("--curves-only", action="store_true", help="only part 1: the schedule curves (no training)")

@@ -201,7 +201,7 @@ def build_parser():
     parser = cli.make_parser(
         NAME,
         __doc__.split("\n\n")[0] + "\n\nDefaults: moons (full batch, 200 epochs; 10 with --quick), Adam with "
-        "PyTorch's numerics at the problem's rate (0.01), decays 0 0.001 0.01, 1 seed.",
+        "PyTorch's\nnumerics at the problem's rate (0.01), decays 0 0.001 0.01, 1 seed.",
     )
     cli.add_training_arguments(parser, problems=("moons",), optimizers=DEFAULT_OPTIMIZERS, seeds=1)
     parser.add_argument(
