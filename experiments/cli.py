@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,14 +169,15 @@ def add_training_arguments(
         )
 
 
-def resolve_problems(args: argparse.Namespace) -> list:
-    """``--problems`` as ``lab.problems.Problem`` objects (``--quick``'s versions with ``--quick``)."""
+def resolve_problems(args: argparse.Namespace, variants: Mapping[str, Any] | None = None) -> list:
+    """``--problems`` as ``lab.problems.Problem`` objects (``--quick``'s versions with ``--quick``);
+    a study's ``variants`` (its own versions of registered problems, by name) stand in for them."""
     from lab.problems import resolve
 
     problems = []
     for name in args.problems:
         try:
-            problem = resolve(name)
+            problem = variants[name] if variants and name in variants else resolve(name)
         except ValueError as error:
             raise UsageError(f"--problems: {error}") from None
         problems.append(problem.quick_version() if args.quick else problem)

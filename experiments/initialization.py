@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from experiments import cli
+from experiments import cli, report
 
 NAME = "initialization"
 
@@ -100,11 +100,7 @@ def run(
 
 def plot(rows: pd.DataFrame, path: Path) -> None:
     """Mean and spread of the activations per layer: one row of panels per activation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     activations = list(dict.fromkeys(rows["activation"]))
     figure, axes = plt.subplots(len(activations), 3, figsize=(17, 4.6 * len(activations)), squeeze=False)
     for row_axes, activation in zip(axes, activations):
@@ -122,9 +118,7 @@ def plot(rows: pd.DataFrame, path: Path) -> None:
             axis.set_xlabel("layer (0 = input)")
             axis.grid(True, which="both", alpha=0.3)
         row_axes[1].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=100)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,33 +7,39 @@ Two parts, both on the lab's optimisers:
    0.5 and 0.9. A run diverges when its loss becomes non-finite or its gap to the minimum grows
    ten-fold (``lab.trajectory.divergence_step``); divergence is marked in the CSV and on the plots.
 2. **Model sweep**: each optimiser (sgd, momentum, rmsprop, adam; registry defaults apart from the
-   learning rate) trained at every rate of a log grid on make_moons (2-16-8-2, full batch) and on
-   the MNIST MLP (a training subset), through ``experiments.training.train_run``. The final
-   training loss against the learning rate shows where each optimiser trains; "trains" means a
-   final loss below ``--train-fraction`` times the chance-level loss ln(classes), and the width of
-   that range is reported in decades.
+   learning rate) trained at every rate of a log grid on make_moons (2-16-8-2, full batch, 100
+   epochs) and on the MNIST MLP (a 10,000-image subset, 2 epochs), as trials of
+   ``experiments.grid``. The final training loss against the learning rate shows where each
+   optimiser trains; "trains" means a final loss below ``--train-fraction`` times the
+   chance-level loss ln(classes), and the width of that range is reported in decades. Protocol:
+   held out -- the sweep picks a best rate (by final training loss), so it trains on the training
+   part and validates on the validation part (``final_val_accuracy``); the test set is not read.
 
 Writes ``surface_trajectories.csv`` (surface, learning_rate, step, x, y, loss, diverged),
 ``surface_summary.csv``, ``lr_bowl.png``, ``lr_quadratic.png``; ``sweep.csv`` (problem, optimizer,
-set_learning_rate, then train_run's epoch rows), ``sweep_final.csv``, ``trainable_ranges.csv`` / ``.md``,
-``lr_sweep.png``; TensorBoard logs under ``tensorboard/``.
+set_learning_rate, seed, then train_run's epoch rows), ``sweep_final.csv``, ``trainable_ranges.csv``
+/ ``.md``, ``lr_sweep.png``; TensorBoard logs under ``tensorboard/``.
 
     python -m experiments.lr_sensitivity --out runs/lr
     python -m experiments.lr_sensitivity --skip-sweep            # the surfaces only, seconds
+    python -m experiments.lr_sensitivity --problems moons --optimizers sgd adam --learning-rates 0.01 0.1 1
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from experiments import cli
+from experiments import cli, report
+from experiments.grid import Trial, run_grid
+from lab.problems import PROBLEMS, mnist_split
 
 NAME = "lr_sensitivity"
 
@@ -110,12 +116,9 @@ def summarise_surfaces(rows: pd.DataFrame) -> pd.DataFrame:
 
 def plot_surface_sweep(rows: pd.DataFrame, name: str, path: Path) -> None:
     """One panel per learning rate, as in the notebooks; diverged runs are marked in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from lab.surfaces import get_surface
+
+    plt = report.pyplot()
 
     surface = get_surface(name)
     rows = rows[rows["surface"] == name]
@@ -152,97 +155,63 @@ def plot_surface_sweep(rows: pd.DataFrame, name: str, path: Path) -> None:
     for axis in list(axes.flat)[len(rates):]:
         axis.set_visible(False)
     figure.suptitle(f"Gradient descent on {surface.formula}: effect of the learning rate", fontsize=14)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=100)
 
 
 # --- part 2: final loss against the learning rate on real models ----------------------------------
-@dataclass(frozen=True)
-class Problem:
-    """A dataset and model for the sweep, with its training budget."""
-
-    name: str
-    epochs: int
-    batch_size: int | None  # None: full batch
-    subset: int | None  # MNIST training examples kept
-    classes: int
-
-
-PROBLEMS = {
-    "moons": Problem("moons", epochs=100, batch_size=None, subset=None, classes=2),
-    "mnist_mlp": Problem("mnist_mlp", epochs=2, batch_size=32, subset=10_000, classes=10),
-}
-QUICK_PROBLEMS = {
-    "moons": Problem("moons", epochs=20, batch_size=None, subset=None, classes=2),
-    "mnist_mlp": Problem("mnist_mlp", epochs=1, batch_size=32, subset=1_000, classes=10),
+SWEEP_PROBLEMS = {
+    "moons": dataclasses.replace(
+        PROBLEMS["moons"], epochs=100, description="make_moons 2-16-8-2, full batch, 100 epochs",
+        quick={"epochs": 20, "description": "make_moons 2-16-8-2, full batch, 20 epochs (quick)"},
+    ),
+    "mnist_mlp": dataclasses.replace(
+        PROBLEMS["mnist_mlp"], data=partial(mnist_split, subset=10_000), epochs=2,
+        description="MNIST MLP 784-128-10 on a 10,000-image subset, batch 32, 2 epochs",
+        quick={"data": partial(mnist_split, subset=1_000), "epochs": 1,
+               "description": "MNIST MLP on a 1,000-image subset, 1 epoch (quick)"},
+    ),
 }
 SWEEP_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+QUICK_OPTIMIZERS = ("sgd", "adam")
 LEARNING_RATES = tuple(float(f"{r:.3g}") for r in np.logspace(-4, 0.5, 10))  # 1e-4 ... 3.16
 QUICK_LEARNING_RATES = (1e-3, 0.1, 3.0)
+PROTOCOL = "held_out"
+SWEEP_FILE = "sweep.csv"
 
 
-def _load_data(problem: Problem):
-    from lab import datasets
+def declare_sweep(problems, optimizers: Sequence[str], learning_rates: Sequence[float], seeds: int, *,
+                  epochs: int | None = None, batch_size: int | None = None,
+                  jit_compile: bool | str = "auto") -> list[Trial]:
+    """Every problem x optimizer x learning rate x seed (``set_learning_rate``: train_run's own
+    ``learning_rate`` column is the rate the optimiser used)."""
+    return [
+        Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=epochs, batch_size=batch_size,
+              protocol=PROTOCOL, optimizer_arguments={"learning_rate": learning_rate}, jit_compile=jit_compile,
+              labels=(("problem", problem.name), ("optimizer", optimizer), ("set_learning_rate", learning_rate),
+                      ("seed", seed)))
+        for problem in problems
+        for optimizer in optimizers
+        for learning_rate in learning_rates
+        for seed in range(seeds)
+    ]
 
-    if problem.name == "moons":
-        return datasets.load_moons()
-    return datasets.mnist_arrays(flatten=True, subset=problem.subset)
 
-
-def _load_model(problem: Problem, seed: int):
-    from lab import models
-
-    return models.moons_net(seed) if problem.name == "moons" else models.mnist_mlp(seed)
-
-
-def run_model_sweep(
-    problems: Sequence[Problem],
-    optimizers: Sequence[str],
-    learning_rates: Sequence[float],
-    *,
-    seed: int = 0,
-    tensorboard_root: Path | None = None,
-    checkpoint_root: Path | None = None,
-) -> pd.DataFrame:
-    """train_run for every (problem, optimizer, learning rate): its per-epoch rows, labelled.
-
-    With ``checkpoint_root`` each run checkpoints under it (and resumes from there).
-    """
-    from experiments.training import train_run
-    from lab.registry import build_optimizer
-
-    frames = []
-    data_cache = {}
-    runs = [(p, o, r) for p in problems for o in optimizers for r in learning_rates]
-    for problem, optimizer, learning_rate in tqdm(runs, desc="lr sweep", unit="run"):
-        if problem.name not in data_cache:
-            data_cache[problem.name] = _load_data(problem)
-        data = data_cache[problem.name]
-        model = _load_model(problem, seed)
-        run_folder = Path(problem.name, f"{optimizer}_lr{learning_rate:g}")
-        tensorboard = None if tensorboard_root is None else tensorboard_root / run_folder
-        rows = train_run(
-            model,
-            build_optimizer(optimizer, learning_rate=learning_rate),
-            data,
-            epochs=problem.epochs,
-            batch_size=problem.batch_size or len(data.x_train),
-            seed=seed,
-            tensorboard_dir=tensorboard,
-            checkpoint_dir=None if checkpoint_root is None else checkpoint_root / run_folder,
-        )
-        rows.insert(0, "set_learning_rate", learning_rate)  # train_run's learning_rate: the rate used
-        rows.insert(0, "optimizer", optimizer)
-        rows.insert(0, "problem", problem.name)
-        frames.append(rows)
-    return pd.concat(frames, ignore_index=True)
+def class_counts(problems) -> dict[str, int]:
+    """Classes of each (classification) problem, from its training labels."""
+    counts = {}
+    for problem in problems:
+        if problem.loss != "sparse_categorical_crossentropy":
+            raise cli.UsageError(f"--problems {problem.name}: the sweep's threshold is a fraction of the chance-level "
+                                 "cross-entropy; it needs a classification problem")
+        counts[problem.name] = int(np.unique(problem.split().y_train).size)
+    return counts
 
 
 def final_losses(sweep: pd.DataFrame, classes: dict[str, int], train_fraction: float) -> pd.DataFrame:
     """One row per run: the last epoch's loss, whether it diverged, and whether it trained."""
     rows = []
-    for (problem, optimizer, learning_rate), group in sweep.groupby(["problem", "optimizer", "set_learning_rate"], sort=False):
+    keys = ["problem", "optimizer", "set_learning_rate", "seed"]
+    for (problem, optimizer, learning_rate, seed), group in sweep.groupby(keys, sort=False):
         last = group.sort_values("epoch").iloc[-1]
         diverged = bool((group["status"] == "diverged").any()) or not math.isfinite(float(last["loss"]))
         threshold = train_fraction * math.log(classes[problem])
@@ -251,6 +220,7 @@ def final_losses(sweep: pd.DataFrame, classes: dict[str, int], train_fraction: f
                 "problem": problem,
                 "optimizer": optimizer,
                 "learning_rate": learning_rate,
+                "seed": seed,
                 "epochs": int(last["epoch"]),
                 "final_loss": float(last["loss"]),
                 "final_val_accuracy": float(last.get("val_accuracy", np.nan)),
@@ -260,6 +230,19 @@ def final_losses(sweep: pd.DataFrame, classes: dict[str, int], train_fraction: f
             }
         )
     return pd.DataFrame(rows)
+
+
+def per_rate(finals: pd.DataFrame) -> pd.DataFrame:
+    """One row per (problem, optimizer, learning rate) over the seeds: a rate trains when every
+    seed trains, diverges when one does; its loss is the mean (undefined over a diverged seed)."""
+    columns = {
+        "final_loss": ("final_loss", lambda losses: losses.mean(skipna=False)),
+        "trains": ("trains", "all"),
+        "diverged": ("diverged", "any"),
+    }
+    if "threshold" in finals:
+        columns["threshold"] = ("threshold", "first")
+    return finals.groupby(["problem", "optimizer", "learning_rate"], sort=False).agg(**columns).reset_index()
 
 
 def _widest_band(rates: Sequence[float], trains: Sequence[bool]) -> tuple[float, float]:
@@ -277,10 +260,10 @@ def _widest_band(rates: Sequence[float], trains: Sequence[bool]) -> tuple[float,
 
 
 def trainable_ranges(finals: pd.DataFrame) -> pd.DataFrame:
-    """Per (problem, optimizer): the widest band of consecutive grid rates that train, its ends
-    and its width in decades (``nan`` when no rate trains, 0 for a single rate)."""
+    """Per (problem, optimizer): the widest band of consecutive grid rates that train (over every
+    seed), its ends and its width in decades (``nan`` when no rate trains, 0 for a single rate)."""
     rows = []
-    for (problem, optimizer), group in finals.groupby(["problem", "optimizer"], sort=False):
+    for (problem, optimizer), group in per_rate(finals).groupby(["problem", "optimizer"], sort=False):
         group = group.sort_values("learning_rate")
         low, high = _widest_band(group["learning_rate"].astype(float).tolist(), group["trains"].astype(bool).tolist())
         rows.append(
@@ -302,16 +285,14 @@ def trainable_ranges(finals: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
-    """Final training loss against the learning rate, per problem; diverged runs as red crosses."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    problems = list(dict.fromkeys(finals["problem"]))
+    """Final training loss (mean over seeds) against the learning rate, per problem; diverged
+    rates as crosses."""
+    plt = report.pyplot()
+    rates = per_rate(finals)
+    problems = list(dict.fromkeys(rates["problem"]))
     figure, axes = plt.subplots(1, len(problems), figsize=(6.5 * len(problems), 5), squeeze=False)
     for axis, problem in zip(axes[0], problems):
-        rows = finals[finals["problem"] == problem]
+        rows = rates[rates["problem"] == problem]
         # crosses go just above the highest loss drawn (a diverged run's own loss would stretch the
         # axis by decades), one row per optimiser so that crosses at one rate do not hide each other
         drawn = rows.loc[~rows["diverged"], "final_loss"].replace([np.inf, -np.inf], np.nan).dropna()
@@ -330,63 +311,44 @@ def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
         axis.set_title(f"{problem}: final loss vs learning rate (× = diverged)")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
-def _list(text: str | None, valid: Sequence[str], what: str) -> list[str] | None:
-    if text is None:
-        return None
-    chosen = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [item for item in chosen if item not in valid]
-    if unknown or not chosen:
-        raise cli.UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid: {', '.join(valid)}")
-    return chosen
-
-
-def _rates(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        rates = [float(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise cli.UsageError(f"--learning-rates must be comma-separated numbers, got {text!r}") from None
-    if not rates or any(not (r > 0 and math.isfinite(r)) for r in rates):
-        raise cli.UsageError(f"--learning-rates must be positive numbers, got {text!r}")
-    return rates
+def build_parser():
+    parser = cli.make_parser(
+        NAME,
+        __doc__.split("\n\n")[0] + "\n\nDefaults: the surfaces, then moons (100 full-batch epochs) and the MNIST "
+        "MLP\n(10,000 images, 2 epochs) swept over 10 rates from 1e-4 to 3.16 with sgd momentum rmsprop adam,\n1 "
+        "seed (--quick: 20 and 1 epochs, 1,000 images, rates 1e-3 0.1 3, sgd adam).",
+    )
+    cli.add_training_arguments(parser, problems=tuple(SWEEP_PROBLEMS), optimizers=SWEEP_OPTIMIZERS, seeds=1)
+    parser.add_argument(
+        "--learning-rates", nargs="+", type=cli.positive_float, default=None, metavar="RATE",
+        help="learning rates of the sweep (default: 10 log-spaced from 1e-4 to 3.16; --quick: 1e-3 0.1 3)",
+    )
+    parser.add_argument(
+        "--train-fraction", type=cli.positive_float, default=0.5,
+        help="a run trains when its final loss < this fraction of ln(classes) (default: 0.5)",
+    )
+    parser.add_argument("--skip-sweep", action="store_true", help="only the surfaces part")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = cli.make_parser(NAME, __doc__)
-    parser.add_argument("--problems", help=f"comma-separated sweep problems (default: {', '.join(PROBLEMS)})")
-    parser.add_argument(
-        "--optimizers", help=f"comma-separated registry names for the sweep (default: {', '.join(SWEEP_OPTIMIZERS)})"
-    )
-    parser.add_argument(
-        "--learning-rates",
-        help="comma-separated learning rates of the sweep (default: 10 log-spaced from 1e-4 to 3.16; --quick: 1e-3,0.1,3)",
-    )
-    parser.add_argument("--epochs", type=cli.positive_int, help="epochs per sweep run (default: per problem)")
-    parser.add_argument(
-        "--train-fraction",
-        type=cli.positive_float,
-        default=0.5,
-        help="a run trains when its final loss < this fraction of ln(classes) (default: 0.5)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="model and data-order seed (default: 0)")
-    parser.add_argument("--skip-sweep", action="store_true", help="only the surfaces part")
-    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    cli.add_resume_argument(parser)
-    args = cli.parse_arguments(parser, argv, NAME)
-    from lab.registry import OPTIMIZERS
-
-    table = QUICK_PROBLEMS if args.quick else PROBLEMS
-    problem_names = _list(args.problems, list(table), "problem") or list(table)
-    optimizers = _list(args.optimizers, list(OPTIMIZERS), "optimizer") or (
-        ["sgd", "adam"] if args.quick else list(SWEEP_OPTIMIZERS)
-    )
-    learning_rates = _rates(args.learning_rates) or list(QUICK_LEARNING_RATES if args.quick else LEARNING_RATES)
+    args = cli.parse_arguments(build_parser(), argv, NAME)
+    if not args.skip_sweep:
+        problems = cli.resolve_problems(args, SWEEP_PROBLEMS)
+        quick_optimizers = args.quick and "--optimizers" not in args.command_line
+        optimizers = cli.check_optimizers(QUICK_OPTIMIZERS if quick_optimizers else args.optimizers)
+        learning_rates = args.learning_rates or list(QUICK_LEARNING_RATES if args.quick else LEARNING_RATES)
+        # --quick: no XLA, whose compiling costs more than such small runs take
+        trials = declare_sweep(problems, optimizers, learning_rates, args.seeds, epochs=args.epochs,
+                               batch_size=args.batch_size, jit_compile=False if args.quick else "auto")
+        classes = class_counts(problems)
+        options = cli.grid_options(args)
+        if not options["distributed"].is_chief:  # a cluster worker: trains in step, keeps nothing
+            run_grid(trials, Path("."), results_file=SWEEP_FILE, **options)
+            return 0
     out = cli.open_output(args, NAME)
 
     rows = pd.concat([run_surface_sweep(sweep) for sweep in SURFACE_SWEEPS.values()], ignore_index=True)
@@ -396,30 +358,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in SURFACE_SWEEPS:
         plot_surface_sweep(rows, name, out / f"lr_{name}.png")
     print(surface_summary[["surface", "learning_rate", "final_loss", "distance_to_minimum", "diverged"]].to_string(index=False))
+    if args.skip_sweep:
+        print(f"wrote {out}")
+        return 0
 
-    if not args.skip_sweep:
-        problems = [table[name] for name in problem_names]
-        if args.epochs:
-            problems = [Problem(p.name, args.epochs, p.batch_size, p.subset, p.classes) for p in problems]
-        sweep = run_model_sweep(
-            problems,
-            optimizers,
-            learning_rates,
-            seed=args.seed,
-            tensorboard_root=None if args.no_tensorboard else out / "tensorboard",
-            checkpoint_root=cli.checkpoint_dir(out),
-        )
-        cli.write_csv_atomic(out / "sweep.csv", sweep)
-        finals = final_losses(sweep, {p.name: p.classes for p in problems}, args.train_fraction)
-        cli.write_csv_atomic(out / "sweep_final.csv", finals)
-        ranges = trainable_ranges(finals)
-        cli.write_csv_atomic(out / "trainable_ranges.csv", ranges)
-        from experiments.toy_surfaces import markdown_table
-
-        cli.write_text_atomic(out / "trainable_ranges.md", markdown_table(ranges))
-        plot_model_sweep(finals, out / "lr_sweep.png")
-        cli.remove_checkpoints(out)
-        print(markdown_table(ranges))
+    grid = run_grid(trials, out, results_file=SWEEP_FILE, **options)
+    finals = final_losses(grid.results, classes, args.train_fraction)
+    cli.write_csv_atomic(out / "sweep_final.csv", finals)
+    ranges = trainable_ranges(finals)
+    cli.write_csv_atomic(out / "trainable_ranges.csv", ranges)
+    cli.write_text_atomic(out / "trainable_ranges.md", report.markdown_table(ranges, "{:.4g}"))
+    plot_model_sweep(finals, out / "lr_sweep.png")
+    print(report.markdown_table(ranges, "{:.4g}"))
+    print("protocol: held out -- trained on the training part, final_val_accuracy on the validation part; "
+          "the test set is not read")
     print(f"wrote {out}")
     return 0
 

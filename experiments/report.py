@@ -151,24 +151,40 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+def markdown_table(table: pd.DataFrame, float_format: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency); with ``float_format`` (e.g.
+    ``"{:.4g}"``) float cells are formatted with it and NaN cells left empty."""
+
+    def cell(value) -> str:
+        if float_format is not None and isinstance(value, float | np.floating):
+            return "" if np.isnan(value) else float_format.format(value)
+        return str(value)
+
     header = "| " + " | ".join(map(str, table.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
 
 
 # --- plots -------------------------------------------------------------------------------------
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg canvas (files only, no display): every plot of the lab."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(figure, path: Path, dpi: int = 100) -> Path:
+    """Lay ``figure`` out, write it to ``path`` and close it."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    pyplot().close(figure)
+    return path
 
 
 FEW_POINTS = 20  # a curve with at most this many epochs is drawn with markers and error bars
@@ -182,7 +198,7 @@ def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = 
     """
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     data = results[results["problem"] == problem]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for optimizer, group in data.groupby("optimizer", sort=False):
@@ -203,10 +219,7 @@ def plot_curves(results: pd.DataFrame, problem: str, path: Path, monitor: str = 
     loss_axis.set(title=f"{problem}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
     accuracy_axis.set(title=f"{problem}: validation {monitor}", xlabel="epoch", ylabel=monitor)
     accuracy_axis.legend(title="mean; band or bars: min-max over seeds", fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
@@ -215,7 +228,7 @@ def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
     The axis starts at zero; an optimiser none of whose seeds reached the target has no bar, only
     the label "not reached".
     """
-    plt = _pyplot()
+    plt = pyplot()
     problems = list(dict.fromkeys(summary["problem"]))
     figure, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 3.8), squeeze=False)
     for axis, problem in zip(axes[0], problems):
@@ -234,10 +247,7 @@ def plot_time_to_target(summary: pd.DataFrame, path: Path) -> Path:
         target = Target(rows["monitor"].iloc[0], rows["target"].iloc[0])
         axis.set(title=f"{problem}: seconds to {target.describe()}", ylabel="seconds")
         axis.tick_params(axis="x", labelrotation=20)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def plot_boundaries(boundaries: pd.DataFrame, points, path: Path, results: pd.DataFrame | None = None) -> Path:
@@ -246,7 +256,7 @@ def plot_boundaries(boundaries: pd.DataFrame, points, path: Path, results: pd.Da
     The colour is the predicted probability of class 1 (the colour bar), the black line the 0.5
     boundary; with ``results`` each title gives that run's final test (validation) accuracy.
     """
-    plt = _pyplot()
+    plt = pyplot()
     optimizers = list(dict.fromkeys(boundaries["optimizer"]))
     figure, axes = plt.subplots(
         1, len(optimizers), figsize=(4 * len(optimizers) + 1, 3.8), squeeze=False, layout="constrained"

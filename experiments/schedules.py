@@ -7,41 +7,37 @@ schedules the notebooks lack (one-cycle, cyclical in its three modes, warm resta
 ``Sequential`` composition). Writes ``schedules.csv`` (schedule, panel, epoch, learning_rate),
 ``schedules.json`` (each schedule's Keras config) and ``schedules.png``.
 
-Part 2, the effect: one optimiser (SGD with momentum 0.9 by default) trained with a constant rate,
+Part 2, the effect: an optimiser (SGD with momentum 0.9 by default) trained with a constant rate,
 step decay, cosine, warm-up + cosine and one-cycle -- all peaking at the same rate -- on make_moons
-and the MNIST MLP. Schedules are declared in epochs and converted to steps with
-``lab.schedules.per_epoch``. Writes ``results.csv`` (one row per problem, schedule and epoch),
-``summary.csv``, ``training.png`` and TensorBoard logs under ``tensorboard/``.
+(batch 32, 40 epochs) and the MNIST MLP (a 20,000-image subset, batch 32, 10 epochs), as trials of
+``experiments.grid``. Schedules are declared in epochs and converted to steps with
+``lab.schedules.per_epoch``. Protocol: held out -- the summary reports each run's best
+validation accuracy, a best epoch, so the runs train on the training part and validate on the
+validation part; the test set is not read. Writes ``results.csv`` (one row per problem,
+schedule, optimizer, seed and epoch), ``summary.csv``, ``training.png`` and TensorBoard logs
+under ``tensorboard/``.
 
     python -m experiments.schedules                 # both parts
     python -m experiments.schedules --curves-only   # part 1 only (a second or two)
     python -m experiments.schedules --quick         # a smoke run of both parts
+    python -m experiments.schedules --problems moons --schedules constant one_cycle --optimizers momentum adam
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from experiments.cli import (
-    UsageError,
-    add_resume_argument,
-    checkpoint_dir,
-    make_parser,
-    open_output,
-    parse_arguments,
-    positive_float,
-    positive_int,
-    remove_checkpoints,
-    run_main,
-    write_csv_atomic,
-    write_json_atomic,
-)
+from experiments import cli, report
+from experiments.grid import Trial, run_grid
+from lab.problems import PROBLEMS, mnist_split, protocol_view
 
 NAME = "schedules"
 INITIAL_LEARNING_RATE = 0.1  # notebook 000's initial_lr
@@ -162,11 +158,7 @@ def curve_table(epochs: int = CURVE_EPOCHS, catalogue: Sequence[Curve] | None = 
 
 def plot_curves(frame: pd.DataFrame, path: Path) -> None:
     """One panel per group of schedules, from the CSV's rows only."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     panels = list(dict.fromkeys(frame["panel"]))
     columns = 3
     rows = math.ceil(len(panels) / columns)
@@ -184,40 +176,31 @@ def plot_curves(frame: pd.DataFrame, path: Path) -> None:
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(f"lab.schedules over {frame['epoch'].max() + 1} epochs (initial learning rate {INITIAL_LEARNING_RATE})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 # --------------------------------------------------------------------------------------------
 # Part 2: the effect on training, declared as data.
 
 TRAINING_SCHEDULES = ("constant", "step", "cosine", "warmup_cosine", "one_cycle")
+PROTOCOL = "held_out"
+QUICK_MNIST_SUBSET = 1200
 
 
-@dataclass(frozen=True)
-class Problem:
-    """A data set + model, with the epochs and batch size it is trained for."""
-
-    name: str  # "moons" or "mnist_mlp"
-    epochs: int
-    batch_size: int
-    subset: int | None = None  # MNIST training examples kept (None = all 60000)
-
-    def data(self):
-        from lab import datasets
-
-        if self.name == "moons":
-            return datasets.load_moons()
-        return datasets.mnist_arrays(flatten=True, subset=self.subset)
-
-    def model(self, seed: int):
-        from lab import models
-
-        return models.moons_net(seed) if self.name == "moons" else models.mnist_mlp(seed)
-
-
-PROBLEMS = ("moons", "mnist_mlp")
+def training_problems(mnist_subset: int) -> dict:
+    """This study's versions of moons and the MNIST MLP (``--quick``: fewer epochs and images)."""
+    return {
+        "moons": dataclasses.replace(
+            PROBLEMS["moons"], epochs=40, batch_size=32, description="make_moons 2-16-8-2, batch 32, 40 epochs",
+            quick={"epochs": 4, "description": "make_moons 2-16-8-2, batch 32, 4 epochs (quick)"},
+        ),
+        "mnist_mlp": dataclasses.replace(
+            PROBLEMS["mnist_mlp"], data=partial(mnist_split, subset=min(mnist_subset, 60_000)), epochs=10,
+            description=f"MNIST MLP 784-128-10 on {min(mnist_subset, 60_000):,} images, batch 32, 10 epochs",
+            quick={"data": partial(mnist_split, subset=QUICK_MNIST_SUBSET), "epochs": 2, "batch_size": 64,
+                   "description": f"MNIST MLP on {QUICK_MNIST_SUBSET:,} images, batch 64, 2 epochs (quick)"},
+        ),
+    }
 
 
 def training_schedule(name: str, peak_learning_rate: float, epochs: int, steps_per_epoch: int):
@@ -242,60 +225,37 @@ def training_schedule(name: str, peak_learning_rate: float, epochs: int, steps_p
         )
     if name == "one_cycle":
         return s.per_epoch(s.OneCycle, steps_per_epoch, max_learning_rate=peak, total_steps=epochs)
-    raise UsageError(f"unknown schedule {name!r}; valid: {', '.join(TRAINING_SCHEDULES)}")
+    raise cli.UsageError(f"unknown schedule {name!r}; valid: {', '.join(TRAINING_SCHEDULES)}")
 
 
-@dataclass(frozen=True)
-class TrainingRun:
-    problem: Problem
-    schedule: str
-    optimizer: str  # a registry spec
-    peak_learning_rate: float
-    seed: int
-    jit_compile: bool | str = "auto"  # False in --quick: XLA compiling costs more than tiny runs take
-
-
-def run_training(runs: Sequence[TrainingRun], output: Path, tensorboard: bool = True) -> pd.DataFrame:
-    """Train every run (``experiments.training.train_run``); tidy rows of all of them."""
-    from tqdm.auto import tqdm
-
-    from experiments.training import train_run
-    from lab.registry import build_optimizer
-
-    frames = []
-    cache: dict[Problem, object] = {}
-    progress = tqdm(runs, desc="training", unit="run")
-    for run in progress:
-        progress.set_postfix_str(f"{run.problem.name} / {run.schedule}")
-        if run.problem not in cache:
-            cache[run.problem] = run.problem.data()
-        data = cache[run.problem]
-        steps_per_epoch = math.ceil(len(data.x_train) / run.problem.batch_size)
-        schedule = training_schedule(run.schedule, run.peak_learning_rate, run.problem.epochs, steps_per_epoch)
-        rows = train_run(
-            run.problem.model(run.seed),
-            build_optimizer(run.optimizer, learning_rate=schedule),
-            data,
-            epochs=run.problem.epochs,
-            batch_size=run.problem.batch_size,
-            seed=run.seed,
-            tensorboard_dir=output / "tensorboard" / run.problem.name / run.schedule if tensorboard else None,
-            checkpoint_dir=checkpoint_dir(output, run.problem.name, run.schedule),
-            jit_compile=run.jit_compile,
-        )
-        rows.insert(0, "problem", run.problem.name)
-        rows.insert(1, "schedule", run.schedule)
-        rows.insert(2, "optimizer", run.optimizer)
-        rows.insert(3, "seed", run.seed)
-        frames.append(rows)
-    return pd.concat(frames, ignore_index=True)
+def declare_training(problems, schedules: Sequence[str], optimizers: Sequence[str], peak_learning_rate: float,
+                     seeds: int, *, epochs: int | None = None, batch_size: int | None = None,
+                     jit_compile: bool | str = "auto") -> list[Trial]:
+    """Every problem x schedule x optimizer x seed, each schedule built for its run's steps."""
+    trials = []
+    for problem in problems:
+        examples = len(protocol_view(problem.split(), PROTOCOL).x_train)  # the schedules count steps
+        run_epochs = epochs or problem.epochs
+        steps_per_epoch = math.ceil(examples / (batch_size or problem.batch_size or examples))
+        for schedule in schedules:
+            rate = training_schedule(schedule, peak_learning_rate, run_epochs, steps_per_epoch)
+            trials += [
+                Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=epochs, batch_size=batch_size,
+                      protocol=PROTOCOL, optimizer_arguments={"learning_rate": rate}, jit_compile=jit_compile,
+                      labels=(("problem", problem.name), ("schedule", schedule), ("optimizer", optimizer),
+                              ("seed", seed)))
+                for optimizer in optimizers
+                for seed in range(seeds)
+            ]
+    return trials
 
 
 def summarise_training(results: pd.DataFrame) -> pd.DataFrame:
-    """Per problem and schedule: final and best test accuracy, final losses, time, status."""
-    final = results.groupby(["problem", "schedule"], sort=False).tail(1)
-    best = results.groupby(["problem", "schedule"], sort=False)["val_accuracy"].max().rename("best_val_accuracy")
-    summary = final.set_index(["problem", "schedule"])[
+    """Per run: final and best validation accuracy, final losses and rate, time, status."""
+    keys = ["problem", "schedule", "optimizer", "seed"]
+    final = results.groupby(keys, sort=False).tail(1)
+    best = results.groupby(keys, sort=False)["val_accuracy"].max().rename("best_val_accuracy")
+    summary = final.set_index(keys)[
         ["epoch", "loss", "val_loss", "val_accuracy", "learning_rate", "seconds", "status"]
     ].join(best)
     summary = summary.rename(
@@ -311,21 +271,23 @@ def summarise_training(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_training(results: pd.DataFrame, path: Path) -> None:
-    """Rows: problems; columns: train loss, test loss, test accuracy, learning rate per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Rows: problems; columns: train loss, validation loss and accuracy, learning rate per epoch
+    (the mean over seeds)."""
     from matplotlib.ticker import MaxNLocator
 
+    plt = report.pyplot()
     problems = list(dict.fromkeys(results["problem"]))
-    columns = [("loss", "train loss", True), ("val_loss", "test loss", True), ("val_accuracy", "test accuracy", False), ("learning_rate", "learning rate (end of epoch)", False)]
+    several = results["optimizer"].nunique() > 1
+    columns = [("loss", "train loss", True), ("val_loss", "validation loss", True),
+               ("val_accuracy", "validation accuracy", False), ("learning_rate", "learning rate (end of epoch)", False)]
     figure, axes = plt.subplots(len(problems), len(columns), figsize=(4.2 * len(columns), 3.4 * len(problems)), squeeze=False)
     for row, problem in zip(axes, problems):
         subset = results[results["problem"] == problem]
         for axis, (column, title, log) in zip(row, columns):
-            for schedule, group in subset.groupby("schedule", sort=False):
-                axis.plot(group["epoch"], group[column], marker="." if len(group) < 15 else None, label=schedule)
+            for (schedule, optimizer), group in subset.groupby(["schedule", "optimizer"], sort=False):
+                curve = group.groupby("epoch")[column].mean()
+                axis.plot(curve.index, curve.to_numpy(), marker="." if len(curve) < 15 else None,
+                          label=f"{schedule} {optimizer}" if several else schedule)
             axis.set_title(f"{problem}: {title}")
             axis.set_xlabel("epoch")
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -333,11 +295,9 @@ def plot_training(results: pd.DataFrame, path: Path) -> None:
                 axis.set_yscale("log")
             axis.grid(True, alpha=0.3)
         row[0].legend(fontsize=7)
-    optimizer = results["optimizer"].iloc[0]
-    figure.suptitle(f"Learning-rate schedules in training ({optimizer}, same peak rate)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    optimizers = ", ".join(dict.fromkeys(results["optimizer"]))
+    figure.suptitle(f"Learning-rate schedules in training ({optimizers}, same peak rate)")
+    report.save_figure(figure, path, dpi=110)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,79 +305,61 @@ def plot_training(results: pd.DataFrame, path: Path) -> None:
 
 
 def build_parser():
-    parser = make_parser(NAME, __doc__.split("\n\n")[0])
-    parser.add_argument("--curves-only", action="store_true", help="only part 1: the schedule curves (no training)")
-    parser.add_argument(
-        "--problems", nargs="+", choices=PROBLEMS, default=list(PROBLEMS), help="problems to train on (default: both)"
+    parser = cli.make_parser(
+        NAME,
+        __doc__.split("\n\n")[0] + "\n\nDefaults for part 2: moons (batch 32, 40 epochs) and the MNIST MLP "
+        "(20,000 images,\nbatch 32, 10 epochs), all five schedules peaking at 0.05, momentum, 1 seed\n(--quick: "
+        "4 and 2 epochs, 1,200 images in batches of 64).",
     )
+    parser.add_argument("--curves-only", action="store_true", help="only part 1: the schedule curves (no training)")
+    cli.add_training_arguments(parser, problems=("moons", "mnist_mlp"), optimizers=("momentum",), seeds=1)
     parser.add_argument(
-        "--schedules",
-        nargs="+",
-        choices=TRAINING_SCHEDULES,
-        default=list(TRAINING_SCHEDULES),
+        "--schedules", nargs="+", choices=TRAINING_SCHEDULES, default=list(TRAINING_SCHEDULES),
         help="schedules to train with (default: all five)",
     )
     parser.add_argument(
-        "--optimizer", default="momentum", help="registry spec of the optimiser (default: momentum = SGD, momentum 0.9)"
+        "--learning-rate", type=cli.positive_float, default=0.05, help="peak learning rate of every schedule (default 0.05)"
     )
     parser.add_argument(
-        "--learning-rate", type=positive_float, default=0.05, help="peak learning rate of every schedule (default 0.05)"
+        "--mnist-subset", type=cli.positive_int, default=20000, help="MNIST training examples used (default 20000; 60000 = all)"
     )
-    parser.add_argument("--epochs", type=positive_int, default=None, help="epochs of every problem (default: moons 40, MNIST 10)")
-    parser.add_argument(
-        "--mnist-subset", type=positive_int, default=20000, help="MNIST training examples used (default 20000; 60000 = all)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    add_resume_argument(parser)
     return parser
 
 
-def declare_training(args) -> list[TrainingRun]:
-    from lab.registry import parse_spec
-
-    try:
-        spec = parse_spec(args.optimizer)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.quick:
-        problems = {"moons": Problem("moons", args.epochs or 4, 32), "mnist_mlp": Problem("mnist_mlp", args.epochs or 2, 64, 1200)}
-    else:
-        problems = {
-            "moons": Problem("moons", args.epochs or 40, 32),
-            "mnist_mlp": Problem("mnist_mlp", args.epochs or 10, 32, min(args.mnist_subset, 60000)),
-        }
-    return [
-        TrainingRun(problems[name], schedule, spec.label, args.learning_rate, args.seed, False if args.quick else "auto")
-        for name in args.problems
-        for schedule in args.schedules
-    ]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(build_parser(), argv, NAME)
-    runs = [] if args.curves_only else declare_training(args)
-    output = open_output(args, NAME)
+    args = cli.parse_arguments(build_parser(), argv, NAME)
+    trials, options = [], None
+    if not args.curves_only:
+        problems = cli.resolve_problems(args, training_problems(args.mnist_subset))
+        optimizers = cli.check_optimizers(args.optimizers)
+        trials = declare_training(problems, args.schedules, optimizers, args.learning_rate, args.seeds,
+                                  epochs=args.epochs, batch_size=args.batch_size,
+                                  jit_compile=False if args.quick else "auto")
+        options = cli.grid_options(args)
+        if not options["distributed"].is_chief:  # a cluster worker: trains in step, keeps nothing
+            run_grid(trials, Path("."), **options)
+            return 0
+    output = cli.open_output(args, NAME)
 
     curves, configs = curve_table(CURVE_EPOCHS)
-    write_csv_atomic(output / "schedules.csv", curves)
-    write_json_atomic(output / "schedules.json", configs)
+    cli.write_csv_atomic(output / "schedules.csv", curves)
+    cli.write_json_atomic(output / "schedules.json", configs)
     plot_curves(curves, output / "schedules.png")
     print(f"{curves['schedule'].nunique()} schedules over {CURVE_EPOCHS} epochs -> {output / 'schedules.png'}")
-    if not runs:
+    if not trials:
         return 0
 
-    results = run_training(runs, output, tensorboard=not args.no_tensorboard)
-    write_csv_atomic(output / "results.csv", results)
+    results = run_grid(trials, output, **options).results
     summary = summarise_training(results)
-    write_csv_atomic(output / "summary.csv", summary)
+    cli.write_csv_atomic(output / "summary.csv", summary)
     plot_training(results, output / "training.png")
-    remove_checkpoints(output)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("protocol: held out -- trained on the training part, val_* (and the best epoch) on the validation "
+          "part; the test set is not read")
     print(f"results, plots and TensorBoard logs in {output}")
     return 0
 
 
 if __name__ == "__main__":
-    run_main(main)
+    cli.run_main(main)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from experiments import cli
+from experiments import cli, report
 
 NAME = "toy_surfaces"
 
@@ -185,29 +185,12 @@ def summarise(trajectories: pd.DataFrame, runs: dict[str, SurfaceRun] = RUNS) ->
     return pd.DataFrame(rows)
 
 
-def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
-    """A GitHub Markdown table of ``frame`` (no extra dependency)."""
-
-    def cell(value) -> str:
-        if isinstance(value, float | np.floating):
-            return "" if math.isnan(value) else float_format.format(value)
-        return str(value)
-
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
 def plot_surface(trajectories: pd.DataFrame, label: str, path: Path, runs: dict[str, SurfaceRun] = RUNS) -> None:
     """Trajectories on the contour plot (or on the curve) and the loss gap per step, from the CSV rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from lab.surfaces import get_surface
     from lab.trajectory import divergence_step
+
+    plt = report.pyplot()
 
     run = runs[label]
     surface = get_surface(run.surface)
@@ -256,9 +239,7 @@ def plot_surface(trajectories: pd.DataFrame, label: str, path: Path, runs: dict[
     # in 1-D a run caught in a local minimum levels off at that minimum's gap instead of falling
     right.set_title("loss gap to the global minimum")
     right.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    report.save_figure(figure, path, dpi=110)
 
 
 def _choices(text: str | None, valid: Sequence[str], what: str) -> list[str]:
@@ -294,10 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.write_csv_atomic(out / "trajectories.csv", trajectories)
     summary = summarise(trajectories)
     cli.write_csv_atomic(out / "final_distances.csv", summary)
-    cli.write_text_atomic(out / "final_distances.md", markdown_table(summary))
+    cli.write_text_atomic(out / "final_distances.md", report.markdown_table(summary, "{:.4g}"))
     for label in labels:
         plot_surface(trajectories, label, out / f"surface_{label}.png")
-    print(markdown_table(summary[["surface", "optimizer", "learning_rate", "nearest_minimum", "distance_to_minimum", "diverged"]]))
+    print(report.markdown_table(summary[["surface", "optimizer", "learning_rate", "nearest_minimum", "distance_to_minimum", "diverged"]], "{:.4g}"))
     print(f"wrote {out}")
     return 0
 

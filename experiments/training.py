@@ -29,7 +29,7 @@ with ``optimizer``, trains it with ``model.fit`` and returns one tidy row per ep
   calling again returns its rows without training and leaves ``model`` compiled with its final
   weights and optimiser state. Delete the folder when the rows are stored.
   Stateful callbacks passed in ``callbacks`` (plateau counters, early stopping) are not part of the
-  checkpoint.
+  checkpoint; the columns they add to the rows (see ``callbacks``) are.
 - **Speed.** Data stay in memory; ``steps_per_execution`` (default 32) runs several steps per call
   into the backend; ``jit_compile="auto"`` lets Keras compile where it can.
 - ``tensorboard_dir`` adds ``keras.callbacks.TensorBoard`` (epoch scalars: loss, accuracy,
@@ -179,6 +179,8 @@ class _Recorder(keras.callbacks.Callback):
         self.loss_limit = loss_limit
         self.diverged = False
         self._start = time.perf_counter()
+        self._epoch_logs: dict = {}
+        self._logged: set[str] = set()
 
     def _blown_up(self, loss: Any) -> bool:
         return not _finite(loss) or float(np.asarray(loss)) > self.loss_limit
@@ -192,7 +194,8 @@ class _Recorder(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = dict(logs or {})
+        logs_seen = logs if logs is not None else {}
+        logs = dict(logs_seen)
         logs.pop("learning_rate", None)
         if "loss" in logs and self._blown_up(logs["loss"]):
             self.diverged = True
@@ -205,8 +208,26 @@ class _Recorder(keras.callbacks.Callback):
         row["seconds"] = self.prior_seconds + time.perf_counter() - self._start
         row["status"] = STATUS_DIVERGED if self.diverged else STATUS_OK
         self.rows.append(row)
+        self._epoch_logs, self._logged = logs_seen, set(logs_seen)
+
+    def finish_row(self) -> None:
+        """After the caller's callbacks: scalars they wrote into the epoch's logs (Keras's
+        convention, e.g. ``logs["w"] = ...`` in ``on_epoch_end``) join the row as columns."""
+        row = self.rows[-1]
+        for key, value in self._epoch_logs.items():
+            if key not in self._logged and key not in row and not key.startswith("learning_rate") and np.ndim(value) == 0:
+                row[key] = float(np.asarray(value))
         if self.on_epoch is not None:
             self.on_epoch(dict(row))
+
+
+class _FinishRow(keras.callbacks.Callback):
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.recorder.finish_row()
 
 
 class _Checkpoint(keras.callbacks.Callback):
@@ -324,7 +345,8 @@ def train_run(
         tensorboard_dir: if given, write TensorBoard epoch scalars there.
         checkpoint_dir: if given, checkpoint every epoch there and resume from it (see module).
         callbacks: extra Keras callbacks (after the lab's own, so a learning-rate change they
-            make at the end of an epoch shows from the next row on).
+            make at the end of an epoch shows from the next row on); a scalar one writes into
+            the epoch's ``logs`` in ``on_epoch_end`` becomes a column of the row.
         on_epoch: called with each new row (a dict) -- for progress reporting.
         steps_per_execution: training steps per call into the backend, >= 1.
         jit_compile: passed to ``model.compile``.
@@ -384,6 +406,7 @@ def train_run(
         run_callbacks.append(board)
     check_callbacks(callbacks)  # warns when two of them set the learning rate
     run_callbacks.extend(callbacks)
+    run_callbacks.append(_FinishRow(recorder))
     if folder is not None:
         run_callbacks.append(_Checkpoint(folder, rows, recorder, initial_loss))
 

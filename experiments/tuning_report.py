@@ -237,7 +237,7 @@ def space_table(settings) -> pd.DataFrame:
 
 
 def plot_expected_best(curves: pd.DataFrame, settings, path: Path) -> Path:
-    plt = report._pyplot()
+    plt = report.pyplot()
     problems = list(dict.fromkeys(curves["problem"]))
     figure, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 3.8), squeeze=False)
     for axis, problem in zip(axes[0], problems):
@@ -255,7 +255,7 @@ def plot_expected_best(curves: pd.DataFrame, settings, path: Path) -> Path:
 
 
 def plot_profiles(frame: pd.DataFrame, path: Path) -> Path:
-    plt = report._pyplot()
+    plt = report.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8), squeeze=False)
     for axis, (measure, rows) in zip(axes[0], frame.groupby("measure", sort=False)):
         for optimizer, curve in rows.groupby("optimizer", sort=False):
@@ -277,7 +277,7 @@ def plot_optuna(settings, url: str, folder: Path) -> list[Path]:
     optuna = tuning._quiet_optuna()
     from optuna.visualization import matplotlib as optuna_plots
 
-    plt = report._pyplot()
+    plt = report.pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     storage = tuning.open_storage(url)

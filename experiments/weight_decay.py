@@ -1,4 +1,4 @@
-"""Weight decay on make_moons: coupled L2 (Adam + an L2 term) next to decoupled (AdamW).
+"""Weight decay on make_moons: coupled L2 (an L2 term in the loss) next to decoupled (AdamW).
 
 Notebook 004 trains its 2-16-8-2 moons net with PyTorch ``Adam(lr=0.01, weight_decay=wd)`` for
 wd in 0, 0.001, 0.01, full batch, 200 epochs, and compares train and test loss. PyTorch's Adam
@@ -10,71 +10,52 @@ Coupled, exactly as PyTorch's Adam: every trainable variable -- kernels *and* bi
 decays all parameters -- gets ``keras.regularizers.L2(wd / 2)``. Keras adds
 ``(wd / 2) * sum(w ** 2)`` to the loss, whose gradient is ``wd * w``: the gradient Adam sees is
 ``grad(cross-entropy) + wd * w``, PyTorch's ``grad = grad.add(param, alpha=weight_decay)``.
-(``L2(wd)`` would double the decay.) The optimiser is ``lab.optimizers.Adam``.
+(``L2(wd)`` would double the decay.)
 
-Decoupled: ``lab.optimizers.AdamW(weight_decay=wd)`` on the plain model.
+Decoupled: the same optimiser spec with ``weight_decay=wd``, the decay of Keras's optimiser base
+class; for Adam that is ``lab.optimizers.AdamW`` (AdamW is Adam with that argument made
+first-class). The default spec is ``lab.optimizers.Adam`` with PyTorch's numerics (epsilon 1e-8
+in the paper's placement), as notebook 004; the learning rate is the problem's (moons: 0.01).
 
-The losses reported are the cross-entropy alone (a ``cross_entropy`` metric), so the two methods
-are compared on the same quantity as the notebook's ``criterion``; Keras's ``loss`` of the coupled
-runs also holds the penalty and is kept as ``objective``. Writes ``results.csv`` (one row per
-method, weight decay and epoch), ``summary.csv`` (final train/test loss and accuracy, final
-weight norm), ``weight_decay.png`` and TensorBoard logs.
+The trials (problem x optimizer x method x decay x seed) run on ``experiments.grid``. Protocol:
+the notebook's -- trained on all the training data and validated on the test set (the ``val_*``
+columns are test scores), as notebook 004 does; nothing is selected on them (only final values
+are reported, no best epoch). The losses compared are the problem's loss alone, recorded as a
+metric of the same name (``sparse_categorical_crossentropy`` for moons): the quantity of the
+notebook's ``criterion``; Keras's ``loss`` of a coupled run also holds the penalty. Writes:
+
+    run.json          what was run (arguments, backend, versions)
+    results.csv       problem, optimizer, method, weight_decay, seed, then train_run's epoch rows
+    weight_norms.csv  the global L2 norm of the trainable variables before and after training
+    summary.csv       final train/test loss and accuracy, the weight norms, the generalisation gap
+    weight_decay.png  train and test loss per epoch, final weight norm against the decay
+    tensorboard/      one folder per trial
 
     python -m experiments.weight_decay            # 004's settings: 200 full-batch epochs
-    python -m experiments.weight_decay --quick
+    python -m experiments.weight_decay --quick    # 10 epochs
+    python -m experiments.weight_decay --optimizers sgd --weight-decays 0 0.01
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from experiments.cli import (
-    UsageError,
-    add_resume_argument,
-    checkpoint_dir,
-    make_parser,
-    open_output,
-    parse_arguments,
-    positive_float,
-    positive_int,
-    remove_checkpoints,
-    run_main,
-    write_csv_atomic,
-)
+from experiments import cli, report
+from experiments.grid import Trial, run_grid
 
 NAME = "weight_decay"
 METHODS = ("coupled_l2", "decoupled")
 WEIGHT_DECAYS = (0.0, 0.001, 0.01)  # notebook 004
-LEARNING_RATE = 0.01  # notebook 004
-EPOCHS = 200  # notebook 004
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training run: how the decay is applied and how strong it is."""
-
-    method: str  # "coupled_l2" or "decoupled"
-    weight_decay: float
-    learning_rate: float = LEARNING_RATE
-    seed: int = 0
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} wd={self.weight_decay:g}"
-
-    @property
-    def folder(self) -> str:
-        """The run's folder under tensorboard/ and checkpoints/."""
-        return f"{self.method}_wd{self.weight_decay:g}"
-
-
-def declare_runs(weight_decays: Sequence[float], learning_rate: float, seed: int) -> list[Run]:
-    return [Run(method, float(wd), learning_rate, seed) for method in METHODS for wd in weight_decays]
+DEFAULT_OPTIMIZERS = ("adam:epsilon=1e-8,epsilon_placement=paper",)  # PyTorch's Adam, notebook 004
+QUICK_EPOCHS = 10
+NORMS_FILE = "weight_norms.csv"
+PROTOCOL = "notebook"
 
 
 def with_coupled_l2(model, weight_decay: float):
@@ -103,178 +84,159 @@ def with_coupled_l2(model, weight_decay: float):
     return clone
 
 
+def coupled_model(seed: int, *, build, weight_decay: float):
+    """``build(seed)`` with the coupled penalty (a module-level function: trials go to processes)."""
+    return with_coupled_l2(build(seed), weight_decay)
+
+
+def with_loss_metric(problem):
+    """The problem with its own loss also recorded as a metric (free of any penalty term)."""
+    if not isinstance(problem.loss, str):
+        raise cli.UsageError(f"--problems {problem.name}: weight_decay needs a loss given by name, got {problem.loss!r}")
+    metrics = problem.metrics if problem.loss in problem.metrics else (*problem.metrics, problem.loss)
+    return dataclasses.replace(problem, metrics=metrics)
+
+
+def declare_trials(problems, optimizers: Sequence[str], weight_decays: Sequence[float], seeds: int, *,
+                   epochs: int | None = None, batch_size: int | None = None, jit_compile: bool | str = "auto") -> list[Trial]:
+    """Every problem x optimizer x method x decay x seed, under the notebook's protocol."""
+    trials = []
+    for problem in problems:
+        for optimizer in optimizers:
+            for method in METHODS:
+                for weight_decay in weight_decays:
+                    if method == "coupled_l2":
+                        options = {"model": partial(coupled_model, build=problem.model, weight_decay=weight_decay)}
+                    else:
+                        options = {"optimizer_arguments": {"weight_decay": weight_decay}}
+                    trials += [
+                        Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=epochs, batch_size=batch_size,
+                              protocol=PROTOCOL, jit_compile=jit_compile, **options,
+                              labels=(("problem", problem.name), ("optimizer", optimizer), ("method", method),
+                                      ("weight_decay", weight_decay), ("seed", seed)))
+                        for seed in range(seeds)
+                    ]
+    return trials
+
+
 def weight_norm(model) -> float:
     """The global L2 norm of all trainable variables (kernels and biases)."""
     from keras import ops
 
-    return float(
-        np.sqrt(sum(float(np.sum(np.square(ops.convert_to_numpy(v)))) for v in model.trainable_variables))
-    )
+    return float(np.sqrt(sum(float(np.sum(np.square(ops.convert_to_numpy(v)))) for v in model.trainable_variables)))
 
 
-def build_run(run: Run):
-    """The model and optimiser of ``run``: (Adam, model + L2 / 2) or (AdamW, plain model).
-
-    Both use PyTorch's Adam numerics (epsilon 1e-8 inside the paper's placement), as notebook 004.
-    """
-    from lab import models
-    from lab.optimizers import Adam, AdamW
-
-    model = models.moons_net(run.seed)
-    adam_numerics = {"epsilon": 1e-8, "epsilon_placement": "paper"}
-    if run.method == "coupled_l2":
-        return with_coupled_l2(model, run.weight_decay), Adam(run.learning_rate, **adam_numerics)
-    if run.method == "decoupled":
-        return model, AdamW(run.learning_rate, weight_decay=run.weight_decay, **adam_numerics)
-    raise UsageError(f"unknown method {run.method!r}; valid: {', '.join(METHODS)}")
+def weight_norms(trial: Trial, model, data) -> dict[str, pd.DataFrame]:
+    """The trained model's weight norm, and that of the same seeded model before training."""
+    initial = weight_norm(trial.problem.model(trial.seed))  # the coupled copy starts from these weights
+    return {NORMS_FILE: pd.DataFrame([{"initial_weight_norm": initial, "final_weight_norm": weight_norm(model)}])}
 
 
-def run_all(
-    runs: Sequence[Run], output: Path, *, epochs: int, jit_compile: bool | str = "auto", tensorboard: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every run full batch; per-epoch rows and the final weight norm of each run."""
-    import keras
-    from tqdm.auto import tqdm
+# --- summary and plot ---------------------------------------------------------------------------
 
-    from experiments.training import train_run
-    from lab.datasets import load_moons
-
-    data = load_moons()
-    frames, norms = [], []
-    progress = tqdm(runs, desc="weight decay", unit="run")
-    for run in progress:
-        progress.set_postfix_str(run.label)
-        model, optimizer = build_run(run)
-        initial_norm = weight_norm(model)
-        rows = train_run(
-            model,
-            optimizer,
-            data,
-            epochs=epochs,
-            batch_size=len(data.x_train),  # full batch, as notebook 004
-            seed=run.seed,
-            metrics=("accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")),
-            tensorboard_dir=output / "tensorboard" / run.folder if tensorboard else None,
-            checkpoint_dir=checkpoint_dir(output, run.folder),
-            jit_compile=jit_compile,
-        )
-        rows = rows.rename(columns={"loss": "objective", "val_loss": "val_objective"})
-        rows = rows.rename(columns={"cross_entropy": "loss", "val_cross_entropy": "val_loss"})
-        rows.insert(0, "method", run.method)
-        rows.insert(1, "weight_decay", run.weight_decay)
-        rows.insert(2, "learning_rate_base", run.learning_rate)
-        rows.insert(3, "seed", run.seed)
-        frames.append(rows)
-        norms.append(
-            {
-                "method": run.method,
-                "weight_decay": run.weight_decay,
-                "initial_weight_norm": initial_norm,
-                "final_weight_norm": weight_norm(model),
-            }
-        )
-    return pd.concat(frames, ignore_index=True), pd.DataFrame(norms)
+KEYS = ["problem", "optimizer", "method", "weight_decay", "seed"]
 
 
-def summarise(results: pd.DataFrame, norms: pd.DataFrame) -> pd.DataFrame:
-    """Final train/test cross-entropy and accuracy, best test loss, final weight norm per run."""
-    keys = ["method", "weight_decay"]
-    final = results.groupby(keys, sort=False).tail(1).set_index(keys)
-    summary = final[["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "status"]].rename(
-        columns={
-            "epoch": "epochs",
-            "loss": "final_train_loss",
-            "val_loss": "final_test_loss",
-            "accuracy": "final_train_accuracy",
-            "val_accuracy": "final_test_accuracy",
-        }
-    )
-    summary["best_test_loss"] = results.groupby(keys, sort=False)["val_loss"].min()
-    summary = summary.join(norms.set_index(keys))
+def summarise(results: pd.DataFrame, norms: pd.DataFrame, problems) -> pd.DataFrame:
+    """Per trial: final train/test loss (the problem's loss alone) and metrics, weight norms, gap."""
+    final = results.groupby(KEYS, sort=False).tail(1).set_index(KEYS)
+    frames = []
+    for problem in problems:
+        rows = final[final.index.get_level_values("problem") == problem.name]
+        columns = {"epoch": "epochs", problem.loss: "final_train_loss", f"val_{problem.loss}": "final_test_loss"}
+        columns.update({m: f"final_train_{m}" for m in problem.metrics if m != problem.loss})
+        columns.update({f"val_{m}": f"final_test_{m}" for m in problem.metrics if m != problem.loss})
+        frames.append(rows[[*columns, "status"]].rename(columns=columns))
+    summary = pd.concat(frames).join(norms.set_index(KEYS))
     summary["generalisation_gap"] = summary["final_test_loss"] - summary["final_train_loss"]
     return summary.reset_index()
 
 
-def plot(results: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
-    """Train and test loss per epoch for each method (rows), and final weight norm vs decay."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(results: pd.DataFrame, summary: pd.DataFrame, problems, path: Path) -> None:
+    """Per problem, optimizer and method (rows): train and test loss per epoch (mean over seeds),
+    and the final weight norm against the decay."""
     from matplotlib.ticker import MaxNLocator
 
-    methods = [m for m in METHODS if m in set(results["method"])]
-    titles = {"coupled_l2": "coupled (Adam + L2)", "decoupled": "decoupled (AdamW)"}
-    figure, axes = plt.subplots(len(methods), 3, figsize=(15, 3.8 * len(methods)), squeeze=False)
-    for row, method in zip(axes, methods):
-        subset = results[results["method"] == method]
+    plt = report.pyplot()
+    titles = {"coupled_l2": "coupled (L2 in the loss)", "decoupled": "decoupled (weight_decay)"}
+    losses = {problem.name: problem.loss for problem in problems}
+    groups = list(results.groupby(["problem", "optimizer", "method"], sort=False))
+    pairs = list(dict.fromkeys((problem, optimizer) for (problem, optimizer, _), _ in groups))
+    figure, axes = plt.subplots(len(groups), 3, figsize=(15, 3.8 * len(groups)), squeeze=False)
+    for row, ((problem, optimizer, method), subset) in zip(axes, groups):
+        title = f"{problem} {optimizer}: {titles[method]}" if len(pairs) > 1 else titles[method]
+        loss = losses[problem]
         for weight_decay, group in subset.groupby("weight_decay"):
-            row[0].plot(group["epoch"], group["loss"], linewidth=1.8, label=f"wd={weight_decay:g}")
-            row[1].plot(group["epoch"], group["val_loss"], linewidth=1.8, label=f"wd={weight_decay:g}")
-        row[0].set_title(f"{titles[method]}: train loss")
-        row[1].set_title(f"{titles[method]}: test loss")
+            curves = group.groupby("epoch")[[loss, f"val_{loss}"]].mean()
+            row[0].plot(curves.index, curves[loss], linewidth=1.8, label=f"wd={weight_decay:g}")
+            row[1].plot(curves.index, curves[f"val_{loss}"], linewidth=1.8, label=f"wd={weight_decay:g}")
+        row[0].set_title(f"{title}: train loss")
+        row[1].set_title(f"{title}: test loss")
         for axis in row[:2]:
             axis.set_xlabel("epoch")
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-            axis.set_ylabel("cross-entropy")
+            axis.set_ylabel(loss.replace("_", " "))
             axis.set_yscale("log")
             axis.grid(True, alpha=0.3)
             axis.legend(fontsize=8)
-        norms = summary[summary["method"] == method].sort_values("weight_decay")
+        chosen = (summary["problem"] == problem) & (summary["optimizer"] == optimizer) & (summary["method"] == method)
+        norms = summary[chosen].groupby("weight_decay")["final_weight_norm"].mean()
         positions = np.arange(len(norms))
-        bars = row[2].bar(positions, norms["final_weight_norm"], color="tab:gray")
+        bars = row[2].bar(positions, norms.to_numpy(), color="tab:gray")
         row[2].bar_label(bars, fmt="%.3f", fontsize=8)
-        row[2].set_xticks(positions, [f"{wd:g}" for wd in norms["weight_decay"]])
+        row[2].set_xticks(positions, [f"{wd:g}" for wd in norms.index])
         row[2].set_xlabel("weight decay")
         row[2].set_ylabel("‖w‖₂ after training")
-        row[2].set_title(f"{titles[method]}: final weight norm")
+        row[2].set_title(f"{title}: final weight norm")
         row[2].grid(True, axis="y", alpha=0.3)
-    figure.suptitle("Weight decay on make_moons: Adam lr 0.01, full batch (notebook 004)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    names = "; ".join(f"{problem}, {optimizer}" for problem, optimizer in pairs)
+    figure.suptitle(f"Weight decay, coupled and decoupled: {names} (notebook 004's protocol)")
+    report.save_figure(figure, path, dpi=110)
+
+
+# --- command line -------------------------------------------------------------------------------
 
 
 def build_parser():
-    parser = make_parser(NAME, __doc__.split("\n\n")[0])
+    parser = cli.make_parser(
+        NAME,
+        __doc__.split("\n\n")[0] + "\n\nDefaults: moons (full batch, 200 epochs; 10 with --quick), Adam with "
+        "PyTorch's\nnumerics at the problem's rate (0.01), decays 0 0.001 0.01, 1 seed.",
+    )
+    cli.add_training_arguments(parser, problems=("moons",), optimizers=DEFAULT_OPTIMIZERS, seeds=1)
     parser.add_argument(
-        "--weight-decays",
-        nargs="+",
-        type=float,
-        default=list(WEIGHT_DECAYS),
+        "--weight-decays", nargs="+", type=float, default=list(WEIGHT_DECAYS), metavar="WD",
         help="decay strengths, each >= 0, used by both methods (default: 0 0.001 0.01, notebook 004)",
     )
-    parser.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE, help="Adam's rate (default 0.01)")
-    parser.add_argument("--epochs", type=positive_int, default=None, help=f"full-batch epochs (default {EPOCHS}; --quick 10)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    add_resume_argument(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(build_parser(), argv, NAME)
+    args = cli.parse_arguments(build_parser(), argv, NAME)
     bad = [wd for wd in args.weight_decays if not (np.isfinite(wd) and wd >= 0)]
     if bad:
-        raise UsageError(f"--weight-decays must be finite numbers >= 0, got {bad}")
-    weight_decays = sorted(set(args.weight_decays))
-    epochs = args.epochs or (10 if args.quick else EPOCHS)
-    output = open_output(args, NAME)
-
-    runs = declare_runs(weight_decays, args.learning_rate, args.seed)
-    results, norms = run_all(
-        runs, output, epochs=epochs, jit_compile=False if args.quick else "auto", tensorboard=not args.no_tensorboard
-    )
-    summary = summarise(results, norms)
-    write_csv_atomic(output / "results.csv", results)
-    write_csv_atomic(output / "summary.csv", summary)
-    plot(results, summary, output / "weight_decay.png")
-    remove_checkpoints(output)
+        raise cli.UsageError(f"--weight-decays must be finite numbers >= 0, got {bad}")
+    problems = [with_loss_metric(problem) for problem in cli.resolve_problems(args)]
+    optimizers = cli.check_optimizers(args.optimizers)
+    epochs = args.epochs or (QUICK_EPOCHS if args.quick else None)
+    trials = declare_trials(problems, optimizers, sorted(set(args.weight_decays)), args.seeds, epochs=epochs,
+                            batch_size=args.batch_size, jit_compile=False if args.quick else "auto")
+    options = cli.grid_options(args)
+    chief = options["distributed"].is_chief
+    out = cli.open_output(args, NAME) if chief else Path(".")
+    grid = run_grid(trials, out, after=weight_norms, extra_files=(NORMS_FILE,), **options)
+    if not chief:
+        return 0
+    summary = summarise(grid.results, grid.extras[NORMS_FILE], problems)
+    cli.write_csv_atomic(out / "summary.csv", summary)
+    plot(grid.results, summary, problems, out / "weight_decay.png")
     with pd.option_context("display.width", 180, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"results, plot and TensorBoard logs in {output}")
+    print("protocol: notebook 004's -- trained on all the training data; the test columns are test-set scores, "
+          "nothing is selected on them")
+    print(f"results, plot and TensorBoard logs in {out}")
     return 0
 
 
 if __name__ == "__main__":
-    run_main(main)
+    cli.run_main(main)

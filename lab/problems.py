@@ -102,6 +102,13 @@ class Problem:
             raise ValueError(f"quick overrides {sorted(unknown)} are not allowed; allowed: {sorted(_QUICK_FIELDS)}")
         object.__setattr__(self, "quick", MappingProxyType(dict(self.quick)))
 
+    # a read-only mapping does not pickle: ``quick`` travels as a dict (trials go to --jobs workers)
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "quick": dict(self.quick)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, quick=MappingProxyType(state["quick"]))
+
     @property
     def monitor(self) -> str:
         """The quantity the target refers to: the first metric, else the loss."""

@@ -66,16 +66,26 @@ def test_trainable_ranges_width_in_decades():
     none = finals.assign(trains=[False] * 5)
     assert np.isnan(lr_sensitivity.trainable_ranges(none)["width_decades"].iloc[0])
 
+    # over seeds a rate trains when every seed trains, and diverges when one diverges
+    other_seed = finals.assign(seed=1, trains=[False, True, False, True, False], diverged=[False, False, False, True, True])
+    (row,) = lr_sensitivity.trainable_ranges(pd.concat([finals.assign(seed=0), other_seed])).to_dict("records")
+    assert (row["lowest"], row["highest"], row["rates_that_train"]) == (1e-3, 1e-3, 2)
+    assert row["diverged_from"] == 1e-1
+
 
 @pytest.mark.slow
 def test_quick_run_in_process(tmp_path):
     out = tmp_path / "lr"
-    argv = ["--quick", "--problems", "moons", "--optimizers", "sgd", "--learning-rates", "1,10000", "--epochs", "3"]
+    argv = ["--quick", "--problems", "moons", "--optimizers", "sgd", "--learning-rates", "1", "10000", "--epochs", "3",
+            "--no-progress"]
     with pytest.raises(SystemExit) as exit_info:
         run_main(lr_sensitivity.main, [*argv, "--out", str(out)])
     assert exit_info.value.code == 0
     surface = pd.read_csv(out / "surface_trajectories.csv")
     assert {"surface", "learning_rate", "step", "x", "y", "loss", "diverged"} <= set(surface.columns)
+    sweep = pd.read_csv(out / "sweep.csv")
+    assert list(sweep.columns[:5]) == ["problem", "optimizer", "set_learning_rate", "seed", "epoch"]
+    assert set(sweep["epoch"]) <= {1, 2, 3} and "val_accuracy" in sweep
     finals = pd.read_csv(out / "sweep_final.csv").set_index("learning_rate")
     assert not finals.loc[1.0, "diverged"] and finals.loc[10000.0, "diverged"]
     assert not finals.loc[10000.0, "trains"]
@@ -89,6 +99,6 @@ def test_quick_run_in_process(tmp_path):
 
 def test_bad_learning_rates_are_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_main(lr_sensitivity.main, ["--learning-rates", "0.1,-3", "--out", str(tmp_path)])
+        run_main(lr_sensitivity.main, ["--learning-rates", "0.1", "-3", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "positive" in capsys.readouterr().err

@@ -1,20 +1,14 @@
-"""--resume of the training experiments (experiments.cli): a SIGKILLed run continues to the same
-results, and every misuse is an "error: ..." with exit code 2."""
+"""--resume of the training experiments (experiments.cli): every misuse is an "error: ..." with exit
+code 2. (A SIGKILLed run resumed to the same results: test_studies_on_the_grid.py.)"""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from experiments import gd_variants, lr_finder, lr_sensitivity, schedules, weight_decay
 from experiments.cli import RUN_FILE, run_main
-from tests.experiments.processes import sigkill_when_written
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAINING_EXPERIMENTS = {
     "gd_variants": gd_variants,
     "lr_finder": lr_finder,
@@ -22,8 +16,6 @@ TRAINING_EXPERIMENTS = {
     "schedules": schedules,
     "weight_decay": weight_decay,
 }
-# four full-batch moons runs of 30 epochs: long enough to be killed in the middle of the third
-WEIGHT_DECAY_ARGS = ("--quick", "--epochs", "30", "--weight-decays", "0", "0.01")
 
 
 def _usage_error(module, argv, capsys) -> str:
@@ -65,49 +57,3 @@ def test_resume_on_another_backend_is_refused(tmp_path, capsys):
     folder.mkdir()
     (folder / RUN_FILE).write_text(json.dumps({"experiment": "weight_decay", "arguments": [], "backend": "torch"}))
     assert "set KERAS_BACKEND=torch" in _usage_error(weight_decay, ["--resume", folder], capsys)
-
-
-def _command(*args) -> list[str]:
-    return [sys.executable, "-m", "experiments.weight_decay", *(str(a) for a in args)]
-
-
-def _environment() -> dict[str, str]:
-    return {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def _numbers(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path).drop(columns=["seconds"])
-
-
-@pytest.mark.slow
-def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
-    reference = tmp_path / "reference"
-    done = subprocess.run(
-        _command(*WEIGHT_DECAY_ARGS, "--out", reference), cwd=ROOT, env=_environment(), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-
-    out = tmp_path / "killed"
-    process = subprocess.Popen(
-        _command(*WEIGHT_DECAY_ARGS, "--out", out),
-        cwd=ROOT,
-        env=_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    # runs go coupled_l2 wd 0, 0.01, then decoupled wd 0, 0.01: kill once the third has an epoch
-    state = out / "checkpoints" / "decoupled_wd0" / "state.json"
-    sigkill_when_written(process, state)
-    killed = json.loads(state.read_text())
-    assert 1 <= killed["epoch"] < 30 and not killed["finished"]
-    assert not (out / "results.csv").exists()
-    first = json.loads((out / "checkpoints" / "coupled_l2_wd0" / "state.json").read_text())
-    assert first["finished"] and len(first["rows"]) == 30
-
-    resumed = subprocess.run(_command("--resume", out), cwd=ROOT, env=_environment(), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    pd.testing.assert_frame_equal(_numbers(reference / "results.csv"), _numbers(out / "results.csv"))
-    # the final weight norms come from the reloaded final weights of the runs finished before the kill
-    pd.testing.assert_frame_equal(pd.read_csv(reference / "summary.csv"), pd.read_csv(out / "summary.csv"))
-    assert not (out / "checkpoints").exists()
-    assert (out / "weight_decay.png").is_file()

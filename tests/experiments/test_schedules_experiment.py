@@ -105,19 +105,20 @@ def test_curve_values_are_what_the_optimizer_gets_step_by_step():
 def test_quick_training_records_each_schedule_at_the_end_of_every_epoch(tmp_path):
     out = tmp_path / "run"
     code = experiment.main(
-        ["--quick", "--problems", "moons", "--schedules", "constant", "step", "warmup_cosine", "one_cycle", "--out", str(out)]
+        ["--quick", "--problems", "moons", "--schedules", "constant", "step", "warmup_cosine", "one_cycle",
+         "--no-progress", "--out", str(out)]
     )
     assert code == 0
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns[:4]) == ["problem", "schedule", "optimizer", "seed"]
+    assert list(results.columns[:5]) == ["problem", "schedule", "optimizer", "seed", "epoch"]
     for column in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "status"):
         assert column in results.columns
     assert set(results["schedule"]) == {"constant", "step", "warmup_cosine", "one_cycle"}
     assert (results["status"] == "ok").all() and np.isfinite(results[["loss", "val_loss"]]).all().all()
 
-    # --quick moons: 4 epochs of 800 examples in batches of 32 -> 25 steps per epoch, 100 steps;
-    # the row of epoch e shows the rate of its last step, 25 e - 1.
-    peak, steps_per_epoch, total = 0.05, 25, 100
+    # --quick moons, held out: 4 epochs of the 640 training examples in batches of 32 -> 20 steps
+    # per epoch, 80 steps; the row of epoch e shows the rate of its last step, 20 e - 1.
+    peak, steps_per_epoch, total = 0.05, 20, 80
     last_steps = np.arange(1, 5) * steps_per_epoch - 1
     expected = {
         "constant": reference.constant(last_steps, peak),
@@ -139,7 +140,7 @@ def test_quick_training_records_each_schedule_at_the_end_of_every_epoch(tmp_path
     assert len(summary) == 4 and (summary["epochs"] == 4).all()
     assert summary.set_index("schedule")["final_learning_rate"]["one_cycle"] == pytest.approx(peak / 25 / 1e4, rel=1e-4)
     assert (out / "training.png").stat().st_size > 20_000
-    events = list((out / "tensorboard" / "moons").glob("*/train/events.out.tfevents.*"))
+    events = list((out / "tensorboard" / "moons").glob("*/momentum/seed0/train/events.out.tfevents.*"))
     assert len(events) == 4
 
 
@@ -147,7 +148,7 @@ def test_bad_input_exits_with_code_2(tmp_path, capsys):
     from experiments.cli import run_main
 
     with pytest.raises(SystemExit) as exit_info:
-        run_main(experiment.main, ["--quick", "--optimizer", "nosuch", "--out", str(tmp_path)])
+        run_main(experiment.main, ["--quick", "--optimizers", "nosuch", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "unknown optimizer 'nosuch'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse's own check

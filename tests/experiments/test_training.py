@@ -101,6 +101,29 @@ def test_learning_rate_column_follows_a_schedule(moons):
     np.testing.assert_allclose(rows["learning_rate"], expected, rtol=1e-6)
 
 
+class _FirstKernelSum(keras.callbacks.Callback):
+    """Writes the first kernel's sum into the epoch's logs, and a value that is no scalar."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["kernel_sum"] = float(np.sum(keras.ops.convert_to_numpy(self.model.weights[0])))
+        logs["not_a_scalar"] = np.zeros(3)
+
+
+@pytest.mark.backend_agnostic
+def test_scalars_a_callback_logs_become_columns_and_survive_a_resume(moons, tmp_path):
+    folder = tmp_path / "checkpoint"
+    rows = _moons_run(moons, epochs=2, callbacks=[_FirstKernelSum()], checkpoint_dir=folder)
+    assert "kernel_sum" in rows.columns and "not_a_scalar" not in rows.columns
+    # the model ends at the last row's weights: the column holds the sum after that epoch
+    keras.backend.clear_session()
+    model = models.moons_net(0)
+    again = train_run(model, build_optimizer("adam:learning_rate=0.01"), moons, epochs=2, batch_size=800, seed=3,
+                      checkpoint_dir=folder)  # a finished run: its rows, and the model as it ended
+    assert rows["kernel_sum"].iloc[-1] == pytest.approx(float(np.sum(keras.ops.convert_to_numpy(model.weights[0]))), rel=1e-6)
+    assert rows["kernel_sum"].iloc[0] != rows["kernel_sum"].iloc[1]
+    pd.testing.assert_frame_equal(rows, again)
+
+
 @pytest.mark.backend_agnostic
 def test_epoch_order_is_a_seeded_permutation():
     order = epoch_permutation(1000, seed=7, epoch=2)

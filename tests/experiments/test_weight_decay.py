@@ -12,6 +12,7 @@ import pytest
 from experiments import weight_decay as experiment
 
 ROOT = Path(__file__).resolve().parents[2]
+CROSS_ENTROPY = "sparse_categorical_crossentropy"
 
 
 @pytest.mark.backend_agnostic
@@ -49,12 +50,37 @@ def test_coupled_l2_adds_weight_decay_times_w_to_every_gradient():
     assert all(v.regularizer is None for v in unregularised.trainable_variables)
 
 
+@pytest.mark.backend_agnostic
+def test_the_decoupled_trials_optimizer_steps_as_adamw():
+    """A decoupled trial is its spec with weight_decay=wd: for Adam, lab.optimizers.AdamW's steps."""
+    import keras
+
+    from experiments.grid import build_optimizer
+    from lab.optimizers import AdamW
+    from lab.problems import PROBLEMS
+
+    trials = experiment.declare_trials([PROBLEMS["moons"]], experiment.DEFAULT_OPTIMIZERS, [0.01], 1)
+    (decoupled,) = [trial for trial in trials if dict(trial.labels)["method"] == "decoupled"]
+    ours = build_optimizer(decoupled)
+    twin = AdamW(0.01, weight_decay=0.01, epsilon=1e-8, epsilon_placement="paper")
+    start = np.array([[0.5, -1.5], [2.0, 0.25]], dtype=np.float32)
+    gradient = np.array([[0.1, -0.3], [0.02, 0.7]], dtype=np.float32)
+    values = []
+    for optimizer in (ours, twin):
+        variable = keras.Variable(start)
+        for _ in range(3):
+            optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient), variable)])
+        values.append(keras.ops.convert_to_numpy(variable))
+    np.testing.assert_array_equal(values[0], values[1])
+    assert not np.allclose(values[0], start)
+
+
 @pytest.mark.slow
 def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
     out = tmp_path / "wd"
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     completed = subprocess.run(
-        [sys.executable, "-m", "experiments.weight_decay", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "experiments.weight_decay", "--quick", "--no-progress", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -65,23 +91,25 @@ def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
     assert "coupled_l2" in completed.stdout
 
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns[:4]) == ["method", "weight_decay", "learning_rate_base", "seed"]
-    for column in ("epoch", "objective", "loss", "accuracy", "val_objective", "val_loss", "val_accuracy"):
+    assert list(results.columns[:5]) == ["problem", "optimizer", "method", "weight_decay", "seed"]
+    # loss: Keras's objective; the cross-entropy alone is a metric of the loss's name
+    for column in ("epoch", "loss", CROSS_ENTROPY, "accuracy", "val_loss", f"val_{CROSS_ENTROPY}", "val_accuracy"):
         assert column in results.columns
     assert len(results) == 2 * 3 * 10  # methods x notebook 004's decays x --quick epochs
     assert (results["status"] == "ok").all()
     assert (results["learning_rate"] == 0.01).all()
+    assert set(results["optimizer"]) == {"adam:epsilon=1e-08,epsilon_placement=paper"}
 
     # the coupled runs' Keras objective holds the penalty on top of the cross-entropy
     coupled = results[results["method"] == "coupled_l2"]
-    gap = coupled["objective"] - coupled["loss"]
+    gap = coupled["loss"] - coupled[CROSS_ENTROPY]
     assert np.allclose(gap[coupled["weight_decay"] == 0], 0.0, atol=1e-6)
     assert (gap[coupled["weight_decay"] > 0] > 0).all()
     decoupled = results[results["method"] == "decoupled"]
-    np.testing.assert_allclose(decoupled["objective"], decoupled["loss"], rtol=1e-5)
+    np.testing.assert_allclose(decoupled["loss"], decoupled[CROSS_ENTROPY], rtol=1e-5)
 
     # with no decay both methods are the same Adam from the same weights: the same curves
-    zero = results[results["weight_decay"] == 0].pivot(index="epoch", columns="method", values="val_loss")
+    zero = results[results["weight_decay"] == 0].pivot(index="epoch", columns="method", values=f"val_{CROSS_ENTROPY}")
     np.testing.assert_allclose(zero["coupled_l2"], zero["decoupled"], rtol=1e-5)
 
     summary = pd.read_csv(out / "summary.csv")
@@ -95,7 +123,12 @@ def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
     assert final[("decoupled", 0.0)] - final[("decoupled", 0.01)] < final[("coupled_l2", 0.0)] - final[("coupled_l2", 0.01)]
 
     assert (out / "weight_decay.png").stat().st_size > 20_000
-    assert len(list((out / "tensorboard").glob("*/validation/events.out.tfevents.*"))) == 6
+    events = [path for path in (out / "tensorboard").rglob("events.out.tfevents.*") if path.parent.name == "validation"]
+    assert len(events) == 6
+    assert not {"best_test_loss"} & set(summary.columns)  # no best epoch on the test set
+    from lab import models
+
+    np.testing.assert_allclose(summary["initial_weight_norm"], experiment.weight_norm(models.moons_net(0)), rtol=1e-7)
 
 
 def test_negative_weight_decay_is_a_usage_error(tmp_path, capsys):

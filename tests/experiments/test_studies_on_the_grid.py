@@ -1,0 +1,126 @@
+"""The studies on the grid runner: ``--jobs 2`` (spawned processes) gives the numbers of
+``--jobs 1``, and a run SIGKILLed mid-trial and ``--resume``d gives the files of an uninterrupted
+one. Each study runs a few small trials (moons or a regression, full batch or a few epochs)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments.cli import run_main
+from tests.experiments.processes import sigkill_when_written
+
+ROOT = Path(__file__).resolve().parents[2]
+QUIET = ("--no-tensorboard", "--no-progress")
+
+
+@dataclass(frozen=True)
+class Study:
+    arguments: tuple[str, ...]
+    results: str  # the grid's results file
+    files: tuple[str, ...]  # the files compared, the results file first
+    killed: tuple[str, ...]  # the checkpoint folder of the trial the kill interrupts
+    finished_before: int  # trials finished before it
+    epochs: int  # of the interrupted trial
+
+
+STUDIES = {
+    # coupled wd 0, 0.01, then decoupled wd 0, 0.01: killed in the third
+    "weight_decay": Study(
+        ("--quick", "--epochs", "30", "--weight-decays", "0", "0.01"), "results.csv",
+        ("results.csv", "weight_norms.csv", "summary.csv"),
+        ("moons", "adam_epsilon=1e-08_epsilon_placement=paper", "decoupled", "weight_decay0.0", "seed0"), 2, 30,
+    ),
+    # sgd at 0.01 and 1, then adam at 0.01 and 1: killed in the third
+    "lr_sensitivity": Study(
+        ("--quick", "--problems", "moons", "--optimizers", "sgd", "adam", "--learning-rates", "0.01", "1", "--epochs", "30"),
+        "sweep.csv", ("sweep.csv", "sweep_final.csv", "trainable_ranges.csv", "surface_trajectories.csv"),
+        ("moons", "adam", "set_learning_rate0.01", "seed0"), 2, 30,
+    ),
+    # constant, cosine, then one-cycle (20 steps an epoch): killed in the third
+    "schedules": Study(
+        ("--quick", "--problems", "moons", "--schedules", "constant", "cosine", "one_cycle", "--epochs", "8"),
+        "results.csv", ("results.csv", "summary.csv"), ("moons", "one_cycle", "momentum", "seed0"), 2, 8,
+    ),
+    # batch, then stochastic (100 steps an epoch), then mini-batch: killed in the second
+    "gd_variants": Study(
+        ("--quick", "--problems", "regression_001", "--epochs", "30"), "results.csv",
+        ("results.csv", "parameters.csv"), ("regression_001", "stochastic", "sgd", "seed0"), 1, 30,
+    ),
+}
+
+
+def _command(name: str, *args) -> list[str]:
+    return [sys.executable, "-m", f"experiments.{name}", *map(str, args)]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _run(name: str, *args) -> None:
+    done = subprocess.run(_command(name, *args), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _numbers(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    return frame.drop(columns=[column for column in ("seconds",) if column in frame])
+
+
+def _assert_same_files(study: Study, expected: Path, actual: Path) -> None:
+    for name in study.files:
+        pd.testing.assert_frame_equal(_numbers(expected / name), _numbers(actual / name), obj=name)
+
+
+@pytest.fixture(scope="module", params=sorted(STUDIES))
+def reference(request, tmp_path_factory) -> tuple[str, Path]:
+    """The uninterrupted --jobs 1 run, in this process (one TensorFlow start less per study)."""
+    name = request.param
+    out = tmp_path_factory.mktemp(name) / "reference"
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(importlib.import_module(f"experiments.{name}").main, [*STUDIES[name].arguments, *QUIET, "--out", str(out)])
+    assert exit_info.value.code == 0
+    return name, out
+
+
+@pytest.mark.slow
+def test_two_jobs_give_the_numbers_of_one(reference, tmp_path):
+    name, expected = reference
+    study = STUDIES[name]
+    _run(name, *study.arguments, *QUIET, "--jobs", "2", "--out", tmp_path / "parallel")
+    _assert_same_files(study, expected, tmp_path / "parallel")
+    arguments = json.loads((tmp_path / "parallel" / "run.json").read_text())["arguments"]
+    assert arguments[arguments.index("--jobs") + 1] == "2"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_files(reference, tmp_path):
+    name, expected = reference
+    study = STUDIES[name]
+    out = tmp_path / "killed"
+    process = subprocess.Popen(_command(name, *study.arguments, *QUIET, "--out", out), cwd=ROOT, env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out.joinpath("checkpoints", *study.killed, "state.json")
+    sigkill_when_written(process, state)
+    killed = json.loads(state.read_text())
+    assert 1 <= killed["epoch"] < study.epochs and not killed["finished"]
+    # only the trials finished before the kill are in the results file
+    partial = pd.read_csv(out / study.results)
+    reference_rows = pd.read_csv(expected / study.results)
+    labels = list(reference_rows.columns[: list(reference_rows.columns).index("epoch")])
+    finished = reference_rows[labels].drop_duplicates().head(study.finished_before)
+    pd.testing.assert_frame_equal(partial[labels].drop_duplicates().reset_index(drop=True),
+                                  finished.reset_index(drop=True))
+
+    _run(name, "--resume", out, "--no-progress")
+    _assert_same_files(study, expected, out)
+    assert not (out / "checkpoints").exists()
