@@ -4,13 +4,12 @@ import os
 import pickle
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lab import datasets, problems
+from lab import datasets
 from lab.problems import PROBLEMS, Problem, protocol_view, resolve
 
 pytestmark = pytest.mark.backend_agnostic
