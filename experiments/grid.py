@@ -386,6 +386,10 @@ def _train_group(group, total, data, out, progress, tensorboard, after):
 
     trials = [trial for _, trial in group]
     first = trials[0]
+    if tensorboard:  # no TensorFlow, no logs: say so before training, as the fit path does
+        from lab.tensorboard_logs import tensorflow_summary
+
+        tensorflow_summary("TensorBoard logging (keras.callbacks.TensorBoard)")
     build = first.model or first.problem.model
     keras.backend.clear_session()
     if not builds_seeded_models(build, first.seed):

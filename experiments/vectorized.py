@@ -559,16 +559,17 @@ class _Program:
             run.save()
 
 
-def write_tensorboard(rows: pd.DataFrame, log_dir: str | Path) -> bool:
+def write_tensorboard(rows: pd.DataFrame, log_dir: str | Path) -> None:
     """The epoch scalars ``keras.callbacks.TensorBoard`` writes, from a run's rows: ``train/``
     (``epoch_loss``, ``epoch_<metric>``, ``epoch_learning_rate``) and ``validation/``
     (``epoch_loss``, ``epoch_<metric>``), at steps 0, 1, ...; a previous log in ``log_dir`` is
-    replaced. ``False`` (nothing written) when TensorFlow is not installed."""
-    try:
-        import tensorflow as tf
-    except ImportError:
-        return False
+    replaced. Without TensorFlow, ``lab.tensorboard_logs.TensorBoardUnavailableError``, as on
+    the ``fit`` path."""
     import shutil
+
+    from lab.tensorboard_logs import tensorflow_summary
+
+    summary = tensorflow_summary("TensorBoard logging (keras.callbacks.TensorBoard)")
 
     log_dir = Path(log_dir)
     shutil.rmtree(log_dir, ignore_errors=True)
@@ -576,10 +577,9 @@ def write_tensorboard(rows: pd.DataFrame, log_dir: str | Path) -> bool:
     train = [c for c in rows.columns if c not in skip and not c.startswith("val_")]
     validation = [c for c in rows.columns if c.startswith("val_")]
     for sub, columns, strip in (("train", train, 0), ("validation", validation, 4)):
-        writer = tf.summary.create_file_writer(str(log_dir / sub))
+        writer = summary.create_file_writer(str(log_dir / sub))
         with writer.as_default():
             for _, row in rows.iterrows():
                 for column in columns:
-                    tf.summary.scalar(f"epoch_{column[strip:]}", float(row[column]), step=int(row["epoch"]) - 1)
+                    summary.scalar(f"epoch_{column[strip:]}", float(row[column]), step=int(row["epoch"]) - 1)
         writer.close()
-    return True

@@ -119,6 +119,17 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "adamw": (_rate(), _BETA_1, _BETA_2),
     "nadam": (_rate(), _BETA_1, _BETA_2),
     "lion": (_rate(), Dimension("beta_1", 0.5, 0.99, scale="log_one_minus")),
+    "adadelta": (_rate(), Dimension("rho", 0.5, 0.999, scale="log_one_minus")),
+    "adamax": (_rate(), _BETA_1, _BETA_2),
+    "ftrl": (_rate(),),
+    "lamb": (_rate(), _BETA_1, _BETA_2),
+    "adafactor": (_rate(),),
+    "muon": (_rate(), Dimension("momentum", 0.5, 0.999, scale="log_one_minus")),
+    "schedule_free_adamw": (_rate(), _BETA_1, _BETA_2),
+    "radam": (_rate(), _BETA_1, _BETA_2),
+    "prodigy": (_rate(),),  # the rate multiplies Prodigy's own estimate of the step size
+    "nadamw": (_rate(), _BETA_1, _BETA_2),
+    "schedule_free_sgd": (_rate(), Dimension("momentum", 0.5, 0.999, scale="log_one_minus")),
 }
 
 
