@@ -64,5 +64,6 @@ def test_the_entry_points_check():
     scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate)
     with pytest.warns(LearningRateConflictWarning):
         train_run(models.moons_net(0), SGD(learning_rate=0.1), data, epochs=1, batch_size=64, seed=0,
-                  validate=False, callbacks=[scheduler, ReduceLROnPlateau(monitor="loss")])
+                  validate=False, callbacks=[scheduler, ReduceLROnPlateau(monitor="loss")],
+                  steps_per_execution=1)  # what Keras allows on every backend, PyTorch included
     assert np.isfinite(model.get_weights()[0]).all()
