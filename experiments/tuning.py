@@ -100,6 +100,7 @@ FINDER_STEPS = 100
 FINDER_SUGGESTION = "minimum"  # a tenth of the rate at the lowest smoothed loss
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 120  # seconds without one before the trial is presumed dead
+SCHEMA_RACE_RETRIES = 10  # openings of a new storage that another worker is creating at the same moment
 PLAN_TIMEOUT = 600  # seconds a worker waits for the chief to queue the trials
 STATUSES = ("ok", "diverged", "pruned")
 SETTINGS = ("tuned", "default")
@@ -239,18 +240,37 @@ def default_storage(out: Path) -> str:
 
 def open_storage(url: str):
     """An ``optuna.storages.RDBStorage`` with heartbeats and retries of stale trials;
-    ``UsageError`` when it cannot be opened."""
+    ``UsageError`` when it cannot be opened.
+
+    Workers started together on one new storage race to create its schema: Optuna creates the
+    tables and stamps the schema version without a lock, so all but one see "table ... already
+    exists" or a duplicate version row. The schema is then there, and opening again succeeds;
+    only those two errors are retried, so a wrong URL fails at once."""
     optuna = _quiet_optuna()
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                inherit_intermediate_values=True),
-        )
-    except Exception as error:  # SQLAlchemy's and Optuna's errors alike: the URL is what is wrong
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise cli.UsageError(f"--storage {url}: cannot open it: {first}") from None
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    inherit_intermediate_values=True),
+            )
+        except Exception as error:  # SQLAlchemy's and Optuna's errors alike: the URL is what is wrong
+            if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(error):
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise cli.UsageError(f"--storage {url}: cannot open it: {first}") from None
+
+
+def _lost_schema_race(error: Exception) -> bool:
+    """Whether ``error`` says another process created the storage's schema at the same time."""
+    from sqlalchemy import exc
+
+    message = str(error).lower()
+    if isinstance(error, exc.OperationalError):
+        return "already exists" in message
+    return isinstance(error, exc.IntegrityError) and ("unique" in message or "duplicate" in message)
 
 
 def _distributions(space: SearchSpace) -> dict[str, Any]:
