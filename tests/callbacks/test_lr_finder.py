@@ -103,7 +103,7 @@ def test_find_lr_leaves_the_model_untouched(make_optimizer):
     weights, slots, iterations = _state(model)
     assert iterations == 4
     result = find_lr(model, data.x_train, data.y_train, start_lr=1e-4, end_lr=1.0, num_steps=12,
-                     batch_size=64)
+                     batch_size=64, verify_steps=6)
     assert isinstance(result, LRFinderResult)
     assert len(result.learning_rates) == 12  # 3 epochs of 4 batches
     assert result.verified in result.verification and set(result.verification) <= set(result.suggestions)

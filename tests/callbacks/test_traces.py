@@ -59,7 +59,7 @@ def test_reductions_restores_and_range_tests_trace_nothing(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == 1
     assert all(v is not scaled.scale for v in model.optimizer.variables)  # left with fit
 
-    result = find_lr(model, x, y, start_lr=1e-4, end_lr=1e-1, num_steps=6, batch_size=len(x))
+    result = find_lr(model, x, y, start_lr=1e-4, end_lr=1e-1, num_steps=6, batch_size=len(x), verify_steps=4)
     assert len(result.learning_rates) == 6 and result.verified is not None
 
     # a checkpoint restored into the model takes effect at the next step, also without a trace
