@@ -97,6 +97,66 @@ def test_quick_run_in_process(tmp_path):
     assert any((out / "tensorboard" / "moons").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.backend_agnostic
+def test_final_training_loss_scores_schedule_free_on_its_averaged_weights():
+    """The after-trial hook against Keras's own evaluate, with the averaged weights put in by the
+    optimiser's own context manager (another code path than the hook's)."""
+    import keras
+
+    from experiments.grid import Trial
+    from lab import models
+    from lab.optimizers import ScheduleFreeAdamW
+    from lab.problems import PROBLEMS
+
+    problem = lr_sensitivity.SWEEP_PROBLEMS["moons"]
+    data = problem.split()
+    keras.utils.set_random_seed(0)
+    model = models.moons_net(0)
+    optimizer = ScheduleFreeAdamW(learning_rate=0.05)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(data.x_train, data.y_train, batch_size=128, epochs=3, shuffle=False, verbose=0)
+    trained_weights = [keras.ops.convert_to_numpy(v.value) for v in model.trainable_variables]
+
+    trial = Trial(problem=problem, optimizer="schedule_free_adamw")
+    (row,) = lr_sensitivity.final_training_loss(trial, model, data)[lr_sensitivity.FINAL_FILE].to_dict("records")
+    for variable, value in zip(model.trainable_variables, trained_weights):  # the hook puts y back
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable.value), value)
+    trained = model.evaluate(data.x_train, data.y_train, batch_size=len(data.x_train), verbose=0)
+    with optimizer.use_averaged_weights():
+        averaged = model.evaluate(data.x_train, data.y_train, batch_size=len(data.x_train), verbose=0)
+    assert row["final_train_loss"] == pytest.approx(averaged, rel=1e-5)
+    assert row["final_train_loss_at_trained_weights"] == pytest.approx(trained, rel=1e-5)
+    assert abs(averaged - trained) > 1e-3  # x and y are far enough apart for the score to tell
+    assert lr_sensitivity.keeps_average("schedule_free_adamw") and not lr_sensitivity.keeps_average("muon")
+    assert PROBLEMS["moons"].loss == "sparse_categorical_crossentropy"
+
+
+@pytest.mark.slow
+def test_quick_run_of_the_recent_optimizers(tmp_path):
+    out = tmp_path / "lr"
+    recent = ["muon", "schedule_free_adamw", "radam", "prodigy"]
+    argv = ["--quick", "--problems", "moons", "--optimizers", *recent, "--learning-rates", "0.01", "--epochs", "2",
+            "--no-progress", "--no-tensorboard"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lr_sensitivity.main, [*argv, "--out", str(out)])
+    assert exit_info.value.code == 0
+    final = pd.read_csv(out / "final_training_loss.csv").set_index("optimizer")
+    assert list(final.index) == recent
+    losses = final[["final_train_loss", "final_train_loss_at_trained_weights"]]
+    assert np.isfinite(losses).all().all() and (losses > 0).all().all()
+    for optimizer in ("muon", "radam", "prodigy"):  # no average: one set of weights, one number
+        assert losses.loc[optimizer].iloc[0] == losses.loc[optimizer].iloc[1]
+    # schedule-free AdamW is scored at x, which differs from the y it trains
+    x_loss, y_loss = losses.loc["schedule_free_adamw"]
+    assert abs(x_loss - y_loss) > 1e-4 * y_loss
+    finals = pd.read_csv(out / "sweep_final.csv").set_index("optimizer")
+    np.testing.assert_allclose(finals.loc[recent, "final_loss"], final.loc[recent, "final_train_loss"])
+    assert finals.loc["prodigy", "rate_is"] == "multiplier" and finals.loc["radam", "rate_is"] == "learning_rate"
+    ranges = pd.read_csv(out / "trainable_ranges.csv").set_index("optimizer")
+    assert ranges.loc["prodigy", "rate_is"] == "multiplier"
+    assert (out / "lr_sweep.png").stat().st_size > 10_000
+
+
 def test_bad_learning_rates_are_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_main(lr_sensitivity.main, ["--learning-rates", "0.1", "-3", "--out", str(tmp_path)])
