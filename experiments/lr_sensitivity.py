@@ -38,10 +38,9 @@ set_learning_rate, seed, then train_run's epoch rows), ``final_training_loss.csv
     python -m experiments.lr_sensitivity --problems moons --optimizers sgd adam --learning-rates 0.01 0.1 1
 
 Backend: ``KERAS_BACKEND`` as everywhere in Keras; when it is unset this command uses JAX if it is
-installed, as ``experiments.compare_optimizers`` does (on a 2-core CPU the default sweep takes
-minutes there against well over 20 minutes on TensorFlow: moons' one-step epochs are fit's
-per-epoch overhead, and on JAX the grid trains the rates of one optimiser as one program), else
-TensorFlow. The backend is recorded in ``run.json``; numbers are reproducible on the same backend.
+installed, as ``experiments.compare_optimizers`` does (on a 2-core CPU several times faster than
+TensorFlow: moons' one-step epochs are mostly fit's per-epoch overhead, and on JAX the grid trains
+the rates of one optimiser as one program), else TensorFlow. The backend is recorded in ``run.json``; numbers are reproducible on the same backend.
 """
 
 from __future__ import annotations
