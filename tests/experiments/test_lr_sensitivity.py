@@ -132,15 +132,18 @@ def test_final_training_loss_scores_schedule_free_on_its_averaged_weights():
 
 
 @pytest.mark.slow
-def test_quick_run_of_the_recent_optimizers(tmp_path):
-    out = tmp_path / "lr"
+def test_sweep_of_the_recent_optimizers(tmp_path):
+    """The sweep's trials, runner hook and tables for the new entries (the command line around
+    them is the sgd run's above)."""
+    from experiments.grid import run_grid
+
     recent = ["muon", "schedule_free_adamw", "radam", "prodigy"]
-    argv = ["--quick", "--problems", "moons", "--optimizers", *recent, "--learning-rates", "0.01", "--epochs", "2",
-            "--no-progress", "--no-tensorboard"]
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(lr_sensitivity.main, [*argv, "--out", str(out)])
-    assert exit_info.value.code == 0
-    final = pd.read_csv(out / "final_training_loss.csv").set_index("optimizer")
+    problem = lr_sensitivity.SWEEP_PROBLEMS["moons"]
+    trials = lr_sensitivity.declare_sweep([problem], recent, [0.01], 1, epochs=2, jit_compile=False)
+    assert [trial.callbacks is not None for trial in trials] == [False, True, False, False]
+    grid = run_grid(trials, tmp_path, results_file=lr_sensitivity.SWEEP_FILE, after=lr_sensitivity.final_training_loss,
+                    extra_files=[lr_sensitivity.FINAL_FILE], progress=False, tensorboard=False)
+    final = pd.read_csv(tmp_path / lr_sensitivity.FINAL_FILE).set_index("optimizer")
     assert list(final.index) == recent
     losses = final[["final_train_loss", "final_train_loss_at_trained_weights"]]
     assert np.isfinite(losses).all().all() and (losses > 0).all().all()
@@ -149,12 +152,16 @@ def test_quick_run_of_the_recent_optimizers(tmp_path):
     # schedule-free AdamW is scored at x, which differs from the y it trains
     x_loss, y_loss = losses.loc["schedule_free_adamw"]
     assert abs(x_loss - y_loss) > 1e-4 * y_loss
-    finals = pd.read_csv(out / "sweep_final.csv").set_index("optimizer")
+    sweep = pd.read_csv(tmp_path / lr_sensitivity.SWEEP_FILE)
+    assert np.isfinite(sweep[["loss", "val_loss", "val_accuracy"]]).all().all() and (sweep["status"] == "ok").all()
+    finals = lr_sensitivity.final_losses(sweep, {"moons": 2}, 0.5, grid.extras[lr_sensitivity.FINAL_FILE])
+    finals = finals.set_index("optimizer")
     np.testing.assert_allclose(finals.loc[recent, "final_loss"], final.loc[recent, "final_train_loss"])
     assert finals.loc["prodigy", "rate_is"] == "multiplier" and finals.loc["radam", "rate_is"] == "learning_rate"
-    ranges = pd.read_csv(out / "trainable_ranges.csv").set_index("optimizer")
+    ranges = lr_sensitivity.trainable_ranges(finals.reset_index()).set_index("optimizer")
     assert ranges.loc["prodigy", "rate_is"] == "multiplier"
-    assert (out / "lr_sweep.png").stat().st_size > 10_000
+    lr_sensitivity.plot_model_sweep(finals.reset_index(), tmp_path / "lr_sweep.png")
+    assert (tmp_path / "lr_sweep.png").stat().st_size > 10_000
 
 
 def test_bad_learning_rates_are_a_usage_error(tmp_path, capsys):
