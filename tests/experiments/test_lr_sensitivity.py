@@ -133,22 +133,25 @@ def test_final_training_loss_scores_schedule_free_on_its_averaged_weights():
 
 @pytest.mark.slow
 def test_sweep_of_the_recent_optimizers(tmp_path):
-    """The sweep's trials, runner hook and tables for the new entries (the command line around
-    them is the sgd run's above)."""
+    """The sweep's trials, runner hook and tables for the new entries with their own handling:
+    schedule-free AdamW (scored and validated at x) and Prodigy (a multiplier). Muon and RAdam
+    are plain registry entries to the sweep (RAdam is checked against its reference on the toy
+    surfaces; each TensorFlow trial costs about 4 s). The command line around them is the sgd
+    run's above."""
     from experiments.grid import run_grid
 
-    recent = ["muon", "schedule_free_adamw", "radam", "prodigy"]
+    assert {"muon", "schedule_free_adamw", "radam", "prodigy"} <= set(lr_sensitivity.SWEEP_OPTIMIZERS)
+    recent = ["schedule_free_adamw", "prodigy"]
     problem = lr_sensitivity.SWEEP_PROBLEMS["moons"]
     trials = lr_sensitivity.declare_sweep([problem], recent, [0.01], 1, epochs=2, jit_compile=False)
-    assert [trial.callbacks is not None for trial in trials] == [False, True, False, False]
+    assert [trial.callbacks is not None for trial in trials] == [True, False]
     grid = run_grid(trials, tmp_path, results_file=lr_sensitivity.SWEEP_FILE, after=lr_sensitivity.final_training_loss,
                     extra_files=[lr_sensitivity.FINAL_FILE], progress=False, tensorboard=False)
     final = pd.read_csv(tmp_path / lr_sensitivity.FINAL_FILE).set_index("optimizer")
     assert list(final.index) == recent
     losses = final[["final_train_loss", "final_train_loss_at_trained_weights"]]
     assert np.isfinite(losses).all().all() and (losses > 0).all().all()
-    for optimizer in ("muon", "radam", "prodigy"):  # no average: one set of weights, one number
-        assert losses.loc[optimizer].iloc[0] == losses.loc[optimizer].iloc[1]
+    assert losses.loc["prodigy"].iloc[0] == losses.loc["prodigy"].iloc[1]  # no average: one number
     # schedule-free AdamW is scored at x, which differs from the y it trains
     x_loss, y_loss = losses.loc["schedule_free_adamw"]
     assert abs(x_loss - y_loss) > 1e-4 * y_loss
@@ -157,7 +160,8 @@ def test_sweep_of_the_recent_optimizers(tmp_path):
     finals = lr_sensitivity.final_losses(sweep, {"moons": 2}, 0.5, grid.extras[lr_sensitivity.FINAL_FILE])
     finals = finals.set_index("optimizer")
     np.testing.assert_allclose(finals.loc[recent, "final_loss"], final.loc[recent, "final_train_loss"])
-    assert finals.loc["prodigy", "rate_is"] == "multiplier" and finals.loc["radam", "rate_is"] == "learning_rate"
+    assert finals.loc["prodigy", "rate_is"] == "multiplier"
+    assert finals.loc["schedule_free_adamw", "rate_is"] == "learning_rate"
     ranges = lr_sensitivity.trainable_ranges(finals.reset_index()).set_index("optimizer")
     assert ranges.loc["prodigy", "rate_is"] == "multiplier"
     lr_sensitivity.plot_model_sweep(finals.reset_index(), tmp_path / "lr_sweep.png")
