@@ -6,8 +6,8 @@ The model is the MNIST MLP (``lab.models.mnist_mlp``), batch 32, the settings of
 (``lab.registry``) for both the lab class and the Keras class of the same name; by default every
 registry name whose class has a Keras twin (``twin_names``: all fourteen Keras built-ins, SGD
 three times as sgd, momentum and nesterov). Each backend -- TensorFlow, JAX and PyTorch by
-default (``--backend all``) -- runs in its own subprocess. Within it, every pair is compiled and warmed up (the first, compiling
-``fit`` is not timed), then timed in interleaved repetitions -- lab, Keras, lab, Keras, ... -- of
+default (``--backend all``) -- runs in its own subprocess. Within it, every pair is compiled and
+warmed up (the first, compiling ``fit`` is not timed), then timed in interleaved repetitions -- lab, Keras, lab, Keras, ... -- of
 ``S`` training steps each, so slow drifts of the machine hit both alike. The table gives the median
 milliseconds per step and the median over repetitions of the ratio lab / Keras within each
 repetition (target <= 1.05). A control row times one Keras optimiser against a second instance

@@ -412,7 +412,8 @@ def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
                           markersize=12, markeredgewidth=2.5)
         axis.axhline(rows["threshold"].iloc[0], color="0.4", linestyle="--", label="trains below")
         swept_multiplier = any(rate_kind(optimizer) == "multiplier" for optimizer in rows["optimizer"])
-        axis.set_xlabel("learning rate (log)" + ("; Prodigy: multiplier of its estimated step" if swept_multiplier else ""))
+        multiplier_note = "; Prodigy: multiplier of its estimated step" if swept_multiplier else ""
+        axis.set_xlabel("learning rate (log)" + multiplier_note)
         axis.set_ylabel("final training loss (log)")
         axis.set_title(f"{problem}: final loss vs learning rate (× = diverged)")
         axis.grid(True, which="both", alpha=0.3)

@@ -70,7 +70,8 @@ def descend(
         evaluated: record the optimiser's evaluation point (``evaluation_weights``) after each
             step rather than the variable it steps (see the module docstring).
 
-    ``losses[i]`` is the function at ``positions[i]``. Non-finite values are not an error: a diverging run simply records inf/nan positions.
+    ``losses[i]`` is the function at ``positions[i]``. Non-finite values are not an error: a
+    diverging run simply records inf/nan positions.
     """
     if steps < 0:
         raise ValueError(f"`steps` must be >= 0, got {steps!r}.")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from experiments import toy_surfaces
-from tests.reference import optimizers as reference
+from tests.reference import optimizers as references
 from tests.reference.notebooks import adam, momentum_gd, nonconvex_descent, ravine_grad, rmsprop, vanilla_gradient_descent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def _reference_path(optimizer, learning_rate: float, *, averaged: bool = False, 
     evaluated, stepped = [theta], [theta]
     for _ in range(steps):
         gradient = ravine_grad(*theta)
-        if isinstance(optimizer, reference.Prodigy):
+        if isinstance(optimizer, references.Prodigy):
             (theta,) = optimizer.step([theta], [gradient], learning_rate)
         else:
             theta = optimizer.step(theta, gradient, learning_rate)
@@ -91,9 +91,9 @@ def test_recent_optimizers_on_the_ravine_follow_their_references_at_the_evaluate
     rates = run.learning_rates
     assert (rates["schedule_free_adamw"], rates["radam"], rates["schedule_free_sgd"]) == pytest.approx((0.5, 0.5, 0.5))
     expected = {
-        "schedule_free_adamw": _reference_path(reference.ScheduleFreeAdamW(), 0.5, averaged=True),
-        "radam": _reference_path(reference.RAdam(), 0.5),
-        "schedule_free_sgd": _reference_path(reference.ScheduleFreeSGD(), 0.5, averaged=True),
+        "schedule_free_adamw": _reference_path(references.ScheduleFreeAdamW(), 0.5, averaged=True),
+        "radam": _reference_path(references.RAdam(), 0.5),
+        "schedule_free_sgd": _reference_path(references.ScheduleFreeSGD(), 0.5, averaged=True),
     }
     for label, (evaluated, stepped) in expected.items():
         # float32 against float64; schedule-free SGD swings out to |y| ~ 380 before it settles
@@ -104,7 +104,8 @@ def test_recent_optimizers_on_the_ravine_follow_their_references_at_the_evaluate
     # the docstring's stories: RAdam's unscaled first steps throw it off; schedule-free SGD blows
     # up (the ten-fold gap of `diverged`) and still ends at the minimum
     assert summary.loc["radam", "diverged"] and summary.loc["radam", "distance_to_minimum"] > 30
-    assert summary.loc["schedule_free_sgd", "diverged"] and summary.loc["schedule_free_sgd", "distance_to_minimum"] < 1e-6
+    schedule_free_sgd = summary.loc["schedule_free_sgd"]
+    assert schedule_free_sgd["diverged"] and schedule_free_sgd["distance_to_minimum"] < 1e-6
     assert summary.loc["schedule_free_adamw", "distance_to_minimum"] == pytest.approx(0.1301, abs=1e-3)
 
 
@@ -123,7 +124,7 @@ def test_prodigy_on_the_ravine_follows_its_reference():
     float64 = keras.backend.backend() != "jax"
     trajectory = descend(get_surface("ravine"), toy_surfaces.build("prodigy", 1.0), run.start, 50,
                          dtype="float64" if float64 else "float32", evaluated=True)
-    evaluated, _ = _reference_path(reference.Prodigy(), 1.0)
+    evaluated, _ = _reference_path(references.Prodigy(), 1.0)
     compared = 51 if float64 else 11
     np.testing.assert_allclose(trajectory.positions[:compared], evaluated[:compared], rtol=1e-6 if float64 else 1e-4,
                                atol=1e-8 if float64 else 1e-4)
