@@ -1,18 +1,20 @@
 """Per-step training time of each lab optimiser relative to its Keras built-in twin.
 
-    python -m benchmarks.optimizer_step [--backend tensorflow|jax|both] [--repeats N] [--steps S]
+    python -m benchmarks.optimizer_step [--backend tensorflow|jax|torch|all] [--repeats N] [--steps S]
 
 The model is the MNIST MLP (``lab.models.mnist_mlp``), batch 32, the settings of each registry name
 (``lab.registry``) for both the lab class and the Keras class of the same name; by default every
-registry name whose class has a Keras twin (``twin_names``). Each backend runs
-in its own subprocess. Within it, every pair is compiled and warmed up (the first, compiling
-``fit`` is not timed), then timed in interleaved repetitions -- lab, Keras, lab, Keras, ... -- of
+registry name whose class has a Keras twin (``twin_names``: all fourteen Keras built-ins, SGD
+three times as sgd, momentum and nesterov). Each backend -- TensorFlow, JAX and PyTorch by
+default (``--backend all``) -- runs in its own subprocess. Within it, every pair is compiled and
+warmed up (the first, compiling ``fit`` is not timed), then timed in interleaved repetitions -- lab, Keras, lab, Keras, ... -- of
 ``S`` training steps each, so slow drifts of the machine hit both alike. The table gives the median
 milliseconds per step and the median over repetitions of the ratio lab / Keras within each
 repetition (target <= 1.05). A control row times one Keras optimiser against a second instance
 of itself (``--control``, default adam): its distance from 1 is the noise of the measurement on
 this machine at this time. The rows are appended, with a description of the machine, to
-``benchmarks/results/optimizer_step.csv``.
+``benchmarks/results/optimizer_step.csv``; the printed table has one row per optimiser and a
+column pair (ms/step, ratio) per backend.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any
 
 from benchmarks.machine import append_csv_row, describe_machine
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 BATCH_SIZE = 32
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizer_step.csv"
 
@@ -111,15 +114,18 @@ def run_backend(backend: str, repeats: int, steps: int, names: list[str], contro
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| backend | optimizer | lab ms/step | Keras ms/step | ratio |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['backend']} | {row['optimizer']} | {row['lab_ms_per_step']:.3f} | "
-            f"{row['keras_ms_per_step']:.3f} | {row['ratio']:.3f} |"
-        )
+    """One row per optimiser, in the order measured; a column pair per backend that ran: the lab
+    class's ms/step and the median ratio lab / Keras (blank where a backend lacks the row)."""
+    backends = list(dict.fromkeys(row["backend"] for row in rows))
+    cells = {(row["optimizer"], row["backend"]): row for row in rows}
+    header = "| optimiser | " + " | ".join(f"{BACKEND_NAMES.get(b, b)} ms/step | ratio" for b in backends) + " |"
+    lines = [header, "| --- |" + " ---: | ---: |" * len(backends)]
+    for optimizer in dict.fromkeys(row["optimizer"] for row in rows):
+        values = []
+        for backend in backends:
+            row = cells.get((optimizer, backend))
+            values += ["", ""] if row is None else [f"{row['lab_ms_per_step']:.3f}", f"{row['ratio']:.3f}"]
+        lines.append(f"| {optimizer} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
 
@@ -135,7 +141,8 @@ def twin_names() -> list[str]:
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     twins = twin_names()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizer_step", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
+    parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all",
+                        help="the backend to measure, each in its own subprocess (default: all three)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repetitions per optimiser and side (default 7)")
     parser.add_argument("--steps", type=int, default=100, help="training steps per repetition (default 100)")
     parser.add_argument(
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.worker:
         print(json.dumps(measure(arguments.repeats, arguments.steps, arguments.names, arguments.control)))
         return 0
-    backends = BACKENDS if arguments.backend == "both" else (arguments.backend,)
+    backends = BACKENDS if arguments.backend == "all" else (arguments.backend,)
     machine = describe_machine()
     rows = []
     for backend in backends:

@@ -6,26 +6,49 @@ Two parts, both on the lab's optimisers:
    (4, 4) for 20 steps at 0.05, 0.3, 0.9 and 1.1, and on x² + 5 from 8 for 30 steps at 0.01, 0.1,
    0.5 and 0.9. A run diverges when its loss becomes non-finite or its gap to the minimum grows
    ten-fold (``lab.trajectory.divergence_step``); divergence is marked in the CSV and on the plots.
-2. **Model sweep**: each optimiser (sgd, momentum, rmsprop, adam; registry defaults apart from the
-   learning rate) trained at every rate of a log grid on make_moons (2-16-8-2, full batch, 100
-   epochs) and on the MNIST MLP (a 10,000-image subset, 2 epochs), as trials of
-   ``experiments.grid``. The final training loss against the learning rate shows where each
-   optimiser trains; "trains" means a final loss below ``--train-fraction`` times the
-   chance-level loss ln(classes), and the width of that range is reported in decades. Protocol:
-   held out -- the sweep picks a best rate (by final training loss), so it trains on the training
-   part and validates on the validation part (``final_val_accuracy``); the test set is not read.
+2. **Model sweep**: each optimiser (sgd, momentum, rmsprop, adam, and the recent muon,
+   schedule-free AdamW, RAdam and Prodigy; registry defaults apart from the learning rate)
+   trained at every rate of a log grid on make_moons (2-16-8-2, full batch, 100 epochs) and on
+   the MNIST MLP (a 10,000-image subset, 2 epochs), as trials of ``experiments.grid``. The final
+   training loss against the learning rate shows where each optimiser trains; "trains" means a
+   final loss below ``--train-fraction`` times the chance-level loss ln(classes), and the width of
+   that range is reported in decades. Protocol: held out -- the sweep picks a best rate (by final
+   training loss), so it trains on the training part and validates on the validation part
+   (``final_val_accuracy``); the test set is not read.
+
+   The final training loss is measured once after training, over the whole training part, at
+   the weights the optimiser says to evaluate (``lab.callbacks.averaged_weights``): the averaged
+   iterate x for schedule-free AdamW, whose runs also validate on x every epoch
+   (``lab.callbacks.AveragedWeights``); the model's own weights for the others.
+   ``final_training_loss.csv`` holds it beside the loss at the weights trained (y for
+   schedule-free AdamW, where the two differ).
+
+   Muon orthogonalises the updates of the kernels (matrices) and steps the biases with its AdamW
+   at ``adam_lr_ratio`` (0.1) times the rate. Prodigy is parameter-free: its "learning rate" is a
+   multiplier of the step size it estimates (default 1), so for Prodigy the sweep's rate axis is
+   that multiplier -- the figure and the tables say so.
 
 Writes ``surface_trajectories.csv`` (surface, learning_rate, step, x, y, loss, diverged),
 ``surface_summary.csv``, ``lr_bowl.png``, ``lr_quadratic.png``; ``sweep.csv`` (problem, optimizer,
-set_learning_rate, seed, then train_run's epoch rows), ``sweep_final.csv``, ``trainable_ranges.csv``
-/ ``.md``, ``lr_sweep.png``; TensorBoard logs under ``tensorboard/``.
+set_learning_rate, seed, then train_run's epoch rows), ``final_training_loss.csv``, ``sweep_final.csv``,
+``trainable_ranges.csv`` / ``.md``, ``lr_sweep.png``; TensorBoard logs under ``tensorboard/``.
 
     python -m experiments.lr_sensitivity --out runs/lr
     python -m experiments.lr_sensitivity --skip-sweep            # the surfaces only, seconds
     python -m experiments.lr_sensitivity --problems moons --optimizers sgd adam --learning-rates 0.01 0.1 1
+
+Backend: ``KERAS_BACKEND`` as everywhere in Keras; when it is unset this command uses JAX if it is
+installed, as ``experiments.compare_optimizers`` does (on a 2-core CPU several times faster than
+TensorFlow: moons' one-step epochs are mostly fit's per-epoch overhead, and on JAX the grid trains
+the rates of one optimiser as one program), else TensorFlow. The backend is recorded in ``run.json``; numbers are reproducible on the same backend.
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # the command line's default backend, chosen before Keras is imported
+    from experiments.cli import prefer_jax_backend
+
+    prefer_jax_backend()
 
 import dataclasses
 import math
@@ -171,22 +194,85 @@ SWEEP_PROBLEMS = {
                "description": "MNIST MLP on a 1,000-image subset, 1 epoch (quick)"},
     ),
 }
-SWEEP_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SWEEP_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "muon", "schedule_free_adamw", "radam", "prodigy")
 QUICK_OPTIMIZERS = ("sgd", "adam")
+#: parameter-free optimisers: the swept value multiplies the step size they estimate
+MULTIPLIER_OPTIMIZERS = ("prodigy",)
 LEARNING_RATES = tuple(float(f"{r:.3g}") for r in np.logspace(-4, 0.5, 10))  # 1e-4 ... 3.16
 QUICK_LEARNING_RATES = (1e-3, 0.1, 3.0)
 PROTOCOL = "held_out"
 SWEEP_FILE = "sweep.csv"
+FINAL_FILE = "final_training_loss.csv"
+_EVALUATION_BATCH = 4096
+
+
+def rate_kind(optimizer: str) -> str:
+    """``"multiplier"`` for a parameter-free optimiser's swept value, else ``"learning_rate"``."""
+    return "multiplier" if optimizer.split(":")[0] in MULTIPLIER_OPTIMIZERS else "learning_rate"
+
+
+def keeps_average(optimizer: str) -> bool:
+    """Whether the spec's optimiser evaluates an averaged iterate (``evaluation_weights``)."""
+    from lab.registry import optimizer_class, parse_spec
+
+    return hasattr(optimizer_class(parse_spec(optimizer).name), "evaluation_weights")
+
+
+def averaged_weights_callbacks() -> list:
+    """A run's callbacks when its optimiser keeps an average: validate on the averaged weights."""
+    from lab.callbacks import AveragedWeights
+
+    return [AveragedWeights()]
+
+
+def _training_loss(model, data, loss) -> float:
+    """The loss over the whole training part at the model's current weights (in large batches)."""
+    import keras
+
+    function = keras.losses.get(loss)
+    total = 0.0
+    for start in range(0, len(data.x_train), _EVALUATION_BATCH):
+        inputs = data.x_train[start:start + _EVALUATION_BATCH]
+        outputs = model(inputs, training=False)
+        values = keras.ops.convert_to_numpy(function(data.y_train[start:start + _EVALUATION_BATCH], outputs))
+        total += float(np.sum(values.astype(np.float64)))
+    return total / len(data.x_train)
+
+
+def final_training_loss(trial: Trial, model, data) -> dict[str, pd.DataFrame]:
+    """After a trial: its training loss at the weights trained and at the weights its optimiser
+    evaluates (the averaged iterate where it keeps one; else the same number)."""
+    import keras
+
+    from lab.callbacks.averaged_weights import evaluation_weights
+
+    trained = _training_loss(model, data, trial.problem.loss)
+    evaluated = trained
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and hasattr(optimizer, "evaluation_weights"):
+        variables = model.trainable_variables
+        raw = [keras.ops.convert_to_numpy(variable.value) for variable in variables]
+        averages = [keras.ops.convert_to_numpy(value) for value in evaluation_weights(optimizer, variables)]
+        for variable, value in zip(variables, averages):
+            variable.assign(value)
+        try:
+            evaluated = _training_loss(model, data, trial.problem.loss)
+        finally:
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
+    return {FINAL_FILE: pd.DataFrame([{"final_train_loss": evaluated, "final_train_loss_at_trained_weights": trained}])}
 
 
 def declare_sweep(problems, optimizers: Sequence[str], learning_rates: Sequence[float], seeds: int, *,
                   epochs: int | None = None, batch_size: int | None = None,
                   jit_compile: bool | str = "auto") -> list[Trial]:
     """Every problem x optimizer x learning rate x seed (``set_learning_rate``: train_run's own
-    ``learning_rate`` column is the rate the optimiser used)."""
+    ``learning_rate`` column is the rate the optimiser used); a run whose optimiser keeps an
+    averaged iterate validates on it."""
     return [
         Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=epochs, batch_size=batch_size,
               protocol=PROTOCOL, optimizer_arguments={"learning_rate": learning_rate}, jit_compile=jit_compile,
+              callbacks=averaged_weights_callbacks if keeps_average(optimizer) else None,
               labels=(("problem", problem.name), ("optimizer", optimizer), ("set_learning_rate", learning_rate),
                       ("seed", seed)))
         for problem in problems
@@ -207,26 +293,39 @@ def class_counts(problems) -> dict[str, int]:
     return counts
 
 
-def final_losses(sweep: pd.DataFrame, classes: dict[str, int], train_fraction: float) -> pd.DataFrame:
-    """One row per run: the last epoch's loss, whether it diverged, and whether it trained."""
+def final_losses(sweep: pd.DataFrame, classes: dict[str, int], train_fraction: float,
+                 final: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run: its final training loss, whether it diverged, and whether it trained.
+
+    The final loss is ``final``'s ``final_train_loss`` (``final_training_loss``: measured after
+    training at the weights evaluated) where ``final`` has the run, else the last epoch's running
+    loss; ``last_epoch_loss`` is the latter in any case."""
     rows = []
     keys = ["problem", "optimizer", "set_learning_rate", "seed"]
+    measured = {}
+    if final is not None and len(final):
+        measured = {tuple(str(v) for v in key): value for *key, value in
+                    final[[*keys, "final_train_loss"]].itertuples(index=False, name=None)}
     for (problem, optimizer, learning_rate, seed), group in sweep.groupby(keys, sort=False):
         last = group.sort_values("epoch").iloc[-1]
-        diverged = bool((group["status"] == "diverged").any()) or not math.isfinite(float(last["loss"]))
+        loss = float(measured.get(tuple(str(v) for v in (problem, optimizer, learning_rate, seed)), last["loss"]))
+        diverged = (bool((group["status"] == "diverged").any()) or not math.isfinite(float(last["loss"]))
+                    or not math.isfinite(loss))
         threshold = train_fraction * math.log(classes[problem])
         rows.append(
             {
                 "problem": problem,
                 "optimizer": optimizer,
                 "learning_rate": learning_rate,
+                "rate_is": rate_kind(optimizer),
                 "seed": seed,
                 "epochs": int(last["epoch"]),
-                "final_loss": float(last["loss"]),
+                "final_loss": loss,
+                "last_epoch_loss": float(last["loss"]),
                 "final_val_accuracy": float(last.get("val_accuracy", np.nan)),
                 "diverged": diverged,
                 "threshold": threshold,
-                "trains": (not diverged) and float(last["loss"]) < threshold,
+                "trains": (not diverged) and loss < threshold,
             }
         )
     return pd.DataFrame(rows)
@@ -261,7 +360,8 @@ def _widest_band(rates: Sequence[float], trains: Sequence[bool]) -> tuple[float,
 
 def trainable_ranges(finals: pd.DataFrame) -> pd.DataFrame:
     """Per (problem, optimizer): the widest band of consecutive grid rates that train (over every
-    seed), its ends and its width in decades (``nan`` when no rate trains, 0 for a single rate)."""
+    seed), its ends and its width in decades (``nan`` when no rate trains, 0 for a single rate);
+    ``rate_is`` says whether the rates are learning rates or a parameter-free one's multipliers."""
     rows = []
     for (problem, optimizer), group in per_rate(finals).groupby(["problem", "optimizer"], sort=False):
         group = group.sort_values("learning_rate")
@@ -270,6 +370,7 @@ def trainable_ranges(finals: pd.DataFrame) -> pd.DataFrame:
             {
                 "problem": problem,
                 "optimizer": optimizer,
+                "rate_is": rate_kind(optimizer),
                 "rates_tried": len(group),
                 "rates_that_train": int(group["trains"].sum()),
                 "lowest": low,
@@ -286,7 +387,7 @@ def trainable_ranges(finals: pd.DataFrame) -> pd.DataFrame:
 
 def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
     """Final training loss (mean over seeds) against the learning rate, per problem; diverged
-    rates as crosses."""
+    rates as crosses; a parameter-free optimiser's multiplier on the same axis, dashed."""
     plt = report.pyplot()
     rates = per_rate(finals)
     problems = list(dict.fromkeys(rates["problem"]))
@@ -300,17 +401,23 @@ def plot_model_sweep(finals: pd.DataFrame, path: Path) -> None:
         for index, (optimizer, group) in enumerate(rows.groupby("optimizer", sort=False)):
             group = group.sort_values("learning_rate")
             shown = group["final_loss"].where(~group["diverged"])
-            (line,) = axis.loglog(group["learning_rate"], shown, "o-", label=optimizer)
+            multiplier = rate_kind(optimizer) == "multiplier"
+            # tab10 without its grey, which the threshold line uses
+            colour = plt.get_cmap("tab10")([0, 1, 2, 3, 4, 5, 6, 8, 9][index % 9])
+            (line,) = axis.loglog(group["learning_rate"], shown, "s--" if multiplier else "o-", color=colour,
+                                  label=optimizer + (" (× its own step size)" if multiplier else ""))
             bad = group[group["diverged"]]
             if len(bad):
                 axis.plot(bad["learning_rate"], [ceiling * 1.5**index] * len(bad), "x", color=line.get_color(),
                           markersize=12, markeredgewidth=2.5)
         axis.axhline(rows["threshold"].iloc[0], color="0.4", linestyle="--", label="trains below")
-        axis.set_xlabel("learning rate (log)")
+        swept_multiplier = any(rate_kind(optimizer) == "multiplier" for optimizer in rows["optimizer"])
+        multiplier_note = "; Prodigy: multiplier of its estimated step" if swept_multiplier else ""
+        axis.set_xlabel("learning rate (log)" + multiplier_note)
         axis.set_ylabel("final training loss (log)")
         axis.set_title(f"{problem}: final loss vs learning rate (× = diverged)")
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=9)
+        axis.legend(fontsize=8, ncol=2)
     report.save_figure(figure, path, dpi=110)
 
 
@@ -318,8 +425,9 @@ def build_parser():
     parser = cli.make_parser(
         NAME,
         __doc__.split("\n\n")[0] + "\n\nDefaults: the surfaces, then moons (100 full-batch epochs) and the MNIST "
-        "MLP\n(10,000 images, 2 epochs) swept over 10 rates from 1e-4 to 3.16 with sgd momentum rmsprop adam,\n1 "
-        "seed (--quick: 20 and 1 epochs, 1,000 images, rates 1e-3 0.1 3, sgd adam).",
+        "MLP\n(10,000 images, 2 epochs) swept over 10 rates from 1e-4 to 3.16 with sgd momentum rmsprop adam\n"
+        "muon schedule_free_adamw radam prodigy (Prodigy's rate: a multiplier), 1 seed (--quick: 20 and 1\n"
+        "epochs, 1,000 images, rates 1e-3 0.1 3, sgd adam).",
     )
     cli.add_training_arguments(parser, problems=tuple(SWEEP_PROBLEMS), optimizers=SWEEP_OPTIMIZERS, seeds=1)
     parser.add_argument(
@@ -347,7 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         classes = class_counts(problems)
         options = cli.grid_options(args)
         if not options["distributed"].is_chief:  # a cluster worker: trains in step, keeps nothing
-            run_grid(trials, Path("."), results_file=SWEEP_FILE, **options)
+            run_grid(trials, Path("."), results_file=SWEEP_FILE, after=final_training_loss,
+                     extra_files=[FINAL_FILE], **options)
             return 0
     out = cli.open_output(args, NAME)
 
@@ -362,14 +471,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {out}")
         return 0
 
-    grid = run_grid(trials, out, results_file=SWEEP_FILE, **options)
-    finals = final_losses(grid.results, classes, args.train_fraction)
+    grid = run_grid(trials, out, results_file=SWEEP_FILE, after=final_training_loss, extra_files=[FINAL_FILE],
+                    **options)
+    finals = final_losses(grid.results, classes, args.train_fraction, grid.extras.get(FINAL_FILE))
     cli.write_csv_atomic(out / "sweep_final.csv", finals)
     ranges = trainable_ranges(finals)
     cli.write_csv_atomic(out / "trainable_ranges.csv", ranges)
     cli.write_text_atomic(out / "trainable_ranges.md", report.markdown_table(ranges, "{:.4g}"))
     plot_model_sweep(finals, out / "lr_sweep.png")
     print(report.markdown_table(ranges, "{:.4g}"))
+    multipliers = [optimizer for optimizer in optimizers if rate_kind(optimizer) == "multiplier"]
+    if multipliers:
+        print(f"{', '.join(multipliers)}: parameter-free; the swept rate is a multiplier of its estimated step size")
     print("protocol: held out -- trained on the training part, final_val_accuracy on the validation part; "
           "the test set is not read")
     print(f"wrote {out}")

@@ -4,8 +4,10 @@ Part 1, the curves: each schedule of ``lab.schedules`` over 100 epochs (one step
 initial learning rate 0.1 -- notebook 000's figure (constant, step, exponential, cosine, warm-up +
 cosine), the floors of notebooks 002 and 004 (cosine and warm-up + cosine down to 0.001), and the
 schedules the notebooks lack (one-cycle, cyclical in its three modes, warm restarts, a
-``Sequential`` composition). Writes ``schedules.csv`` (schedule, panel, epoch, learning_rate),
-``schedules.json`` (each schedule's Keras config) and ``schedules.png``.
+``Sequential`` composition, linear warm-up, linear and polynomial decay, Keras's piecewise-constant
+and inverse-time decay and PyTorch's multi-step, and warm-up-stable-decay with its three
+cool-downs). Writes ``schedules.csv`` (schedule, panel, epoch, learning_rate), ``schedules.json``
+(each schedule's Keras config) and ``schedules.png``.
 
 Part 2, the effect: an optimiser (SGD with momentum 0.9 by default) trained with a constant rate,
 step decay, cosine, warm-up + cosine and one-cycle -- all peaking at the same rate -- on make_moons
@@ -43,7 +45,7 @@ NAME = "schedules"
 INITIAL_LEARNING_RATE = 0.1  # notebook 000's initial_lr
 CURVE_EPOCHS = 100  # notebook 000's total_epochs
 FLOOR = 0.001  # notebooks 002 and 004: alpha_min / eta_min
-LOG_PANELS = ("floors (notebooks 002, 004)", "composition")  # a log axis shows the floor
+LOG_PANELS = ("floors (notebooks 002, 004)", "composition", "piecewise and inverse time")  # a log axis shows the floor
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,6 +77,9 @@ def curve_catalogue() -> list[Curve]:
     cyclical = "cyclical"
     restarts = "warm restarts"
     composed = "composition"
+    linear = "warm-up, linear and polynomial"
+    piecewise = "piecewise and inverse time"
+    wsd = "warm-up, stable, decay (WSD)"
     return [
         # Notebook 000, Part 6, with its arguments: drop 0.5 every 10 epochs, decay 0.95 per
         # epoch, cosine to 0 over total_epochs, 10 warm-up epochs from 0 then cosine to 0.
@@ -122,6 +127,37 @@ def curve_catalogue() -> list[Curve]:
                 ],
                 boundaries=[10, 70],
             ),
+        ),
+        # Warm-up alone (then flat) and straight or polynomial decays: to 0 over the run, to the
+        # floor with power 2, and Keras's cycle, each restart over the next multiple of 30 epochs.
+        Curve(linear, "linear_warmup", lambda n: s.LinearWarmup(lr, warmup_steps=10)),
+        Curve(linear, "linear_decay", lambda n: s.LinearDecay(lr, decay_steps=n)),
+        Curve(
+            linear, "polynomial_power_2", lambda n: s.PolynomialDecay(lr, decay_steps=n, end_learning_rate=FLOOR, power=2.0)
+        ),
+        Curve(
+            linear,
+            "polynomial_cycle",
+            lambda n: s.PolynomialDecay(lr, decay_steps=30, end_learning_rate=FLOOR, cycle=True),
+        ),
+        # Keras's PiecewiseConstantDecay (a boundary belongs to the piece before it), PyTorch's
+        # MultiStepLR (switching at each milestone), and inverse-time decay, smooth and stepped.
+        Curve(piecewise, "piecewise_constant", lambda n: s.PiecewiseConstant([30, 60, 80], [lr, lr / 2, lr / 10, FLOOR])),
+        Curve(piecewise, "multi_step", lambda n: s.PiecewiseConstant.from_milestones(lr, [30, 60, 80], gamma=0.1)),
+        Curve(piecewise, "inverse_time", lambda n: s.InverseTimeDecay(lr, decay_steps=10, decay_rate=0.5)),
+        Curve(
+            piecewise,
+            "inverse_time_staircase",
+            lambda n: s.InverseTimeDecay(lr, decay_steps=10, decay_rate=0.5, staircase=True),
+        ),
+        # WSD: 10 warm-up epochs, the peak held, the last 20% cooled down to 0 in each shape.
+        *(
+            Curve(
+                wsd,
+                f"wsd_{shape}",
+                lambda n, shape=shape: s.WarmupStableDecay(lr, total_steps=n, warmup_steps=10, decay_shape=shape),
+            )
+            for shape in ("linear", "cosine", "1-sqrt")
         ),
     ]
 

@@ -9,6 +9,12 @@ traced. The whole run is compiled once per call so that hundreds of steps take m
 - JAX: ``jax.value_and_grad`` of the function and ``optimizer.stateless_apply`` inside
   ``jax.lax.scan``, jitted; the optimiser's and the point's variables are written back at the end;
 - any other backend: the same step in a plain Python loop (eager).
+
+``evaluated=True`` records, after every step, the point the optimiser says to evaluate instead of
+the variable it steps: its ``evaluation_weights([variable])`` (the lab's averaged-iterate
+protocol; for the schedule-free optimisers the average ``x``, while the variable holds the
+interpolation ``y`` where the gradient is taken). An optimiser without that method is recorded as
+without the flag.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ def descend(
     steps: int,
     *,
     dtype: str = "float32",
+    evaluated: bool = False,
 ) -> Trajectory:
     """Take ``steps`` optimiser steps on ``function`` from ``start``.
 
@@ -60,29 +67,45 @@ def descend(
         start: the starting point, one number per dimension.
         steps: number of steps, >= 0.
         dtype: the point's dtype ("float32"; "float64" where the backend allows it).
+        evaluated: record the optimiser's evaluation point (``evaluation_weights``) after each
+            step rather than the variable it steps (see the module docstring).
 
-    Non-finite values are not an error: a diverging run simply records inf/nan positions.
+    ``losses[i]`` is the function at ``positions[i]``. Non-finite values are not an error: a
+    diverging run simply records inf/nan positions.
     """
     if steps < 0:
         raise ValueError(f"`steps` must be >= 0, got {steps!r}.")
     start = np.asarray(start, dtype=np.float64).reshape(-1)
     variable = keras.Variable(start, dtype=dtype, name="point")
     optimizer.build([variable])
+    point = functools.partial(evaluation_point, optimizer, variable) if evaluated else None
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        positions, losses = _descend_tensorflow(function, optimizer, variable, steps)
+        positions, losses = _descend_tensorflow(function, optimizer, variable, steps, point)
     elif backend == "jax":
-        positions, losses = _descend_jax(function, optimizer, variable, steps)
+        positions, losses = _descend_jax(function, optimizer, variable, steps, point)
     else:
-        positions, losses = _descend_eager(function, optimizer, variable, steps)
+        positions, losses = _descend_eager(function, optimizer, variable, steps, point)
     positions = np.concatenate([start[None, :].astype(np.float64), np.asarray(positions, np.float64)])
     positions = positions.reshape(steps + 1, start.size)
-    final_loss = keras.ops.convert_to_numpy(function(variable.value))
-    losses = np.append(np.asarray(losses, np.float64).reshape(-1), np.float64(final_loss))
+    losses = np.asarray(losses, np.float64).reshape(-1)
+    if point is None:  # the loss of each step's starting point, then of the last point
+        losses = np.append(losses, np.float64(keras.ops.convert_to_numpy(function(variable.value))))
+    else:  # the loss at each recorded point, after the loss at the start
+        first = keras.ops.convert_to_numpy(function(keras.ops.convert_to_tensor(start.astype(dtype))))
+        losses = np.concatenate([[np.float64(first)], losses])
     return Trajectory(positions, losses)
 
 
-def _descend_tensorflow(function, optimizer, variable, steps):
+def evaluation_point(optimizer: keras.optimizers.Optimizer, variable: keras.Variable):
+    """The value to evaluate ``variable`` at: the optimiser's ``evaluation_weights([variable])``
+    where it has that method (an averaged iterate), else the variable's own value."""
+    if hasattr(optimizer, "evaluation_weights"):
+        return optimizer.evaluation_weights([variable])[0]
+    return variable.value
+
+
+def _descend_tensorflow(function, optimizer, variable, steps, point):
     import tensorflow as tf
 
     dimension = variable.shape[0]
@@ -95,8 +118,13 @@ def _descend_tensorflow(function, optimizer, variable, steps):
                 loss = function(variable.value)
             gradient = tape.gradient(loss, variable.value)
             optimizer.apply([gradient], [variable])
+            if point is None:
+                recorded = variable.value
+            else:
+                recorded = tf.convert_to_tensor(point())
+                loss = function(recorded)
             losses = losses.write(index, loss)
-            positions = positions.write(index, variable.value)
+            positions = positions.write(index, recorded)
         return positions.stack(), losses.stack()
 
     if steps == 0:
@@ -108,7 +136,7 @@ def _descend_tensorflow(function, optimizer, variable, steps):
     return positions.numpy(), losses.numpy()
 
 
-def _descend_jax(function, optimizer, variable, steps):
+def _descend_jax(function, optimizer, variable, steps, evaluation):
     import jax
 
     value_and_grad = jax.value_and_grad(lambda point: function(point))
@@ -117,7 +145,13 @@ def _descend_jax(function, optimizer, variable, steps):
         point, optimizer_values = carry
         loss, gradient = value_and_grad(point)
         (point,), optimizer_values = optimizer.stateless_apply(optimizer_values, [gradient], [point])
-        return (point, optimizer_values), (point, loss)
+        recorded = point
+        if evaluation is not None:  # read the optimiser's state as it is after this step
+            mapping = [(variable, point), *zip(optimizer.variables, optimizer_values)]
+            with keras.StatelessScope(state_mapping=mapping):
+                recorded = keras.ops.convert_to_tensor(evaluation())
+            loss = function(recorded)
+        return (point, optimizer_values), (recorded, loss)
 
     @jax.jit
     def run(point, optimizer_values):
@@ -134,13 +168,17 @@ def _descend_jax(function, optimizer, variable, steps):
     return np.asarray(positions), np.asarray(losses)
 
 
-def _descend_eager(function, optimizer, variable, steps):  # pragma: no cover - other backends
+def _descend_eager(function, optimizer, variable, steps, point):  # pragma: no cover - other backends
     positions, losses = [], []
     for _ in range(steps):
         loss, gradient = _value_and_gradient(function, variable)
         optimizer.apply([gradient], [variable])
+        recorded = variable.value
+        if point is not None:
+            recorded = keras.ops.stop_gradient(keras.ops.convert_to_tensor(point()))
+            loss = function(recorded)
         losses.append(float(keras.ops.convert_to_numpy(loss)))
-        positions.append(keras.ops.convert_to_numpy(variable.value))
+        positions.append(keras.ops.convert_to_numpy(recorded))
     return np.asarray(positions).reshape(steps, -1), np.asarray(losses)
 
 

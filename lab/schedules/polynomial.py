@@ -58,7 +58,11 @@ class PolynomialDecay(Schedule):
         step = as_float_step(step)
         steps = float(self.decay_steps)
         if self.cycle:
-            period = steps * ops.maximum(ops.ceil(step / steps), 1.0)
+            # XLA's t/T is t·(1/T): at t = 3T, T = 30, that is 3.0000002 and its ceiling 4; the
+            # products k·T are exact, so one step back corrects it
+            cycles = ops.ceil(step / steps)
+            cycles = ops.where((cycles - 1.0) * steps >= step, cycles - 1.0, cycles)
+            period = steps * ops.maximum(cycles, 1.0)
         else:
             period = steps
             step = ops.minimum(step, steps)

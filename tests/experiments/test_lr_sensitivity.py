@@ -97,6 +97,77 @@ def test_quick_run_in_process(tmp_path):
     assert any((out / "tensorboard" / "moons").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.backend_agnostic
+def test_final_training_loss_scores_schedule_free_on_its_averaged_weights():
+    """The after-trial hook against Keras's own evaluate, with the averaged weights put in by the
+    optimiser's own context manager (another code path than the hook's)."""
+    import keras
+
+    from experiments.grid import Trial
+    from lab import models
+    from lab.optimizers import ScheduleFreeAdamW
+    from lab.problems import PROBLEMS
+
+    problem = lr_sensitivity.SWEEP_PROBLEMS["moons"]
+    data = problem.split()
+    keras.utils.set_random_seed(0)
+    model = models.moons_net(0)
+    optimizer = ScheduleFreeAdamW(learning_rate=0.05)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(data.x_train, data.y_train, batch_size=128, epochs=3, shuffle=False, verbose=0)
+    trained_weights = [keras.ops.convert_to_numpy(v.value) for v in model.trainable_variables]
+
+    trial = Trial(problem=problem, optimizer="schedule_free_adamw")
+    (row,) = lr_sensitivity.final_training_loss(trial, model, data)[lr_sensitivity.FINAL_FILE].to_dict("records")
+    for variable, value in zip(model.trainable_variables, trained_weights):  # the hook puts y back
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable.value), value)
+    trained = model.evaluate(data.x_train, data.y_train, batch_size=len(data.x_train), verbose=0)
+    with optimizer.use_averaged_weights():
+        averaged = model.evaluate(data.x_train, data.y_train, batch_size=len(data.x_train), verbose=0)
+    assert row["final_train_loss"] == pytest.approx(averaged, rel=1e-5)
+    assert row["final_train_loss_at_trained_weights"] == pytest.approx(trained, rel=1e-5)
+    assert abs(averaged - trained) > 1e-3  # x and y are far enough apart for the score to tell
+    assert lr_sensitivity.keeps_average("schedule_free_adamw") and not lr_sensitivity.keeps_average("muon")
+    assert PROBLEMS["moons"].loss == "sparse_categorical_crossentropy"
+
+
+@pytest.mark.slow
+def test_sweep_of_the_recent_optimizers(tmp_path):
+    """The sweep's trials, runner hook and tables for the new entries with their own handling:
+    schedule-free AdamW (scored and validated at x) and Prodigy (a multiplier). Muon and RAdam
+    are plain registry entries to the sweep (RAdam is checked against its reference on the toy
+    surfaces; each TensorFlow trial costs about 4 s). The command line around them is the sgd
+    run's above."""
+    from experiments.grid import run_grid
+
+    assert {"muon", "schedule_free_adamw", "radam", "prodigy"} <= set(lr_sensitivity.SWEEP_OPTIMIZERS)
+    recent = ["schedule_free_adamw", "prodigy"]
+    problem = lr_sensitivity.SWEEP_PROBLEMS["moons"]
+    trials = lr_sensitivity.declare_sweep([problem], recent, [0.01], 1, epochs=2, jit_compile=False)
+    assert [trial.callbacks is not None for trial in trials] == [True, False]
+    grid = run_grid(trials, tmp_path, results_file=lr_sensitivity.SWEEP_FILE, after=lr_sensitivity.final_training_loss,
+                    extra_files=[lr_sensitivity.FINAL_FILE], progress=False, tensorboard=False)
+    final = pd.read_csv(tmp_path / lr_sensitivity.FINAL_FILE).set_index("optimizer")
+    assert list(final.index) == recent
+    losses = final[["final_train_loss", "final_train_loss_at_trained_weights"]]
+    assert np.isfinite(losses).all().all() and (losses > 0).all().all()
+    assert losses.loc["prodigy"].iloc[0] == losses.loc["prodigy"].iloc[1]  # no average: one number
+    # schedule-free AdamW is scored at x, which differs from the y it trains
+    x_loss, y_loss = losses.loc["schedule_free_adamw"]
+    assert abs(x_loss - y_loss) > 1e-4 * y_loss
+    sweep = pd.read_csv(tmp_path / lr_sensitivity.SWEEP_FILE)
+    assert np.isfinite(sweep[["loss", "val_loss", "val_accuracy"]]).all().all() and (sweep["status"] == "ok").all()
+    finals = lr_sensitivity.final_losses(sweep, {"moons": 2}, 0.5, grid.extras[lr_sensitivity.FINAL_FILE])
+    finals = finals.set_index("optimizer")
+    np.testing.assert_allclose(finals.loc[recent, "final_loss"], final.loc[recent, "final_train_loss"])
+    assert finals.loc["prodigy", "rate_is"] == "multiplier"
+    assert finals.loc["schedule_free_adamw", "rate_is"] == "learning_rate"
+    ranges = lr_sensitivity.trainable_ranges(finals.reset_index()).set_index("optimizer")
+    assert ranges.loc["prodigy", "rate_is"] == "multiplier"
+    lr_sensitivity.plot_model_sweep(finals.reset_index(), tmp_path / "lr_sweep.png")
+    assert (tmp_path / "lr_sweep.png").stat().st_size > 10_000
+
+
 def test_bad_learning_rates_are_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_main(lr_sensitivity.main, ["--learning-rates", "0.1", "-3", "--out", str(tmp_path)])

@@ -58,6 +58,22 @@ def expected_curve(label: str, epoch: np.ndarray) -> np.ndarray:
             lambda t: reference.exponential_decay(t, floor, 1, 0.97),
         ]
         return reference.sequential(epoch, pieces, [10, 70])
+    if label == "linear_warmup":
+        return reference.linear_warmup(epoch, LR, 10)
+    if label == "linear_decay":
+        return reference.polynomial_decay(epoch, LR, 100, end_learning_rate=0.0)
+    if label == "polynomial_power_2":
+        return reference.polynomial_decay(epoch, LR, 100, end_learning_rate=floor, power=2.0)
+    if label == "polynomial_cycle":
+        return reference.polynomial_decay(epoch, LR, 30, end_learning_rate=floor, cycle=True)
+    if label == "piecewise_constant":
+        return reference.piecewise_constant(epoch, [30, 60, 80], [LR, LR / 2, LR / 10, floor])
+    if label == "multi_step":
+        return reference.multi_step(epoch, LR, [30, 60, 80], gamma=0.1)
+    if label.startswith("inverse_time"):
+        return reference.inverse_time_decay(epoch, LR, 10, 0.5, staircase=label.endswith("staircase"))
+    if label.startswith("wsd_"):
+        return reference.warmup_stable_decay(epoch, LR, 100, warmup_steps=10, decay_shape=label.removeprefix("wsd_"))
     raise KeyError(label)
 
 
@@ -74,12 +90,27 @@ def test_curves_csv_matches_the_notebooks_and_the_references(tmp_path):
     assert list(frame.columns) == ["schedule", "panel", "epoch", "learning_rate"]
     labels = [curve.label for curve in experiment.curve_catalogue()]
     assert list(dict.fromkeys(frame["schedule"])) == labels
-    assert len(labels) == 15 and frame["panel"].nunique() == 6
+    assert len(labels) == 26 and frame["panel"].nunique() == 9
     for label, group in frame.groupby("schedule"):
         np.testing.assert_array_equal(group["epoch"], EPOCHS)
         # float32 schedules against float64 formulas
         np.testing.assert_allclose(group["learning_rate"], expected_curve(label, EPOCHS), rtol=2e-6, atol=1e-8, err_msg=label)
     assert (tmp_path / "schedules.png").stat().st_size > 20_000
+
+
+GOLDEN = {
+    "linear_warmup": {5: 0.05, 10: 0.1, 99: 0.1},
+    "linear_decay": {50: 0.05, 99: 0.001},
+    "polynomial_power_2": {50: 0.001 + 0.099 * 0.25},
+    "polynomial_cycle": {30: 0.001, 31: 0.001 + 0.099 * (1 - 31 / 60)},
+    "piecewise_constant": {30: 0.1, 31: 0.05, 61: 0.01, 81: 0.001},  # a boundary belongs to the piece before
+    "multi_step": {29: 0.1, 30: 0.01, 60: 0.001, 80: 0.0001},  # PyTorch switches at the milestone
+    "inverse_time": {10: 0.1 / 1.5, 30: 0.1 / 2.5},
+    "inverse_time_staircase": {9: 0.1, 19: 0.1 / 1.5},
+    "wsd_linear": {5: 0.05, 79: 0.1, 80: 0.1, 90: 0.05},
+    "wsd_cosine": {90: 0.05},
+    "wsd_1-sqrt": {85: 0.1 * (1 - 0.25**0.5)},
+}
 
 
 @pytest.mark.backend_agnostic
@@ -93,9 +124,12 @@ def test_curve_values_are_what_the_optimizer_gets_step_by_step():
     for curve in catalogue:
         schedule = curve.build(100)
         values = frame.loc[frame["schedule"] == curve.label, "learning_rate"].to_numpy()
-        for step in (0, 9, 10, 29, 30, 69, 70, 99):
+        for step in (0, 9, 10, 29, 30, 31, 60, 61, 69, 70, 80, 81, 90, 99):
             scalar = float(keras.ops.convert_to_numpy(schedule(step)))
             assert values[step] == pytest.approx(scalar, rel=1e-6, abs=1e-9), (curve.label, step)
+        if curve.label in GOLDEN:  # hand-computed values of the newer schedules at their switches
+            for step, expected in GOLDEN[curve.label].items():
+                assert values[step] == pytest.approx(expected, rel=1e-6), (curve.label, step)
         # the JSON config rebuilds the same schedule
         rebuilt = keras.optimizers.schedules.deserialize(configs[curve.label])
         assert float(keras.ops.convert_to_numpy(rebuilt(37))) == pytest.approx(values[37], rel=1e-6)

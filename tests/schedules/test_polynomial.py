@@ -28,6 +28,14 @@ def test_polynomial_decay_matches_reference_and_keras(evaluate, cycle, decay_ste
     assert ours.get_config() == twin.get_config()
 
 
+def test_cycle_restarts_exactly_at_multiples_of_the_decay_steps(evaluate):
+    # with T = 30, XLA's t/T at t = 90 is 3.0000002; its ceiling must not start the next period early
+    steps = np.arange(0, 301)
+    values = evaluate(PolynomialDecay(0.1, 30, end_learning_rate=0.001, cycle=True), steps)
+    assert_matches(values, reference.polynomial_decay(steps, 0.1, 30, 0.001, cycle=True))
+    np.testing.assert_allclose(values[[30, 60, 90, 120, 270]], 0.001, rtol=1e-6)
+
+
 @pytest.mark.parametrize("power", [1.0, 2.0, 0.7])
 def test_polynomial_decay_to_zero_matches_torch(evaluate, power):
     torch = pytest.importorskip("torch")
