@@ -48,8 +48,10 @@ cannot share a program. JAX backend only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +60,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+from keras.src.utils import module_utils
 
 from experiments import training
 from experiments.training import (
@@ -93,10 +96,27 @@ def optimizer_signature(optimizer: keras.optimizers.Optimizer) -> str | None:
     rate = optimizer._learning_rate
     if callable(rate) and not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         return None
-    config = dict(optimizer.get_config())
+    with _tensorflow_unimported():
+        config = dict(optimizer.get_config())
     config.pop("learning_rate", None)
     config.pop("name", None)
     return f"{cls.__module__}.{cls.__qualname__}:" + json.dumps(config, sort_keys=True, default=repr)
+
+
+@contextlib.contextmanager
+def _tensorflow_unimported():
+    """Keras's serialisation (``get_config``, ``clone_model``) asks whether TensorFlow is
+    installed, importing it (seconds) to test for its ``TensorShape``; while TensorFlow is not
+    imported no object can be one, so here Keras is told it is not there."""
+    lazy = getattr(module_utils, "tensorflow", None)
+    if "tensorflow" in sys.modules or getattr(lazy, "_available", True) is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
 
 
 def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool:
@@ -154,7 +174,8 @@ def _structure(model: keras.Model) -> str:
         return item
 
     try:
-        config = strip(model.get_config())
+        with _tensorflow_unimported():
+            config = strip(model.get_config())
     except NotImplementedError:
         config = type(model).__qualname__
     shapes = [(tuple(v.shape), str(v.dtype), v.trainable) for v in model.weights]
@@ -435,10 +456,12 @@ class _Program:
         first = runs[0]
         # the template: run 0's model compiled with an optimiser of the group's class whose rate is
         # a variable, so that every run's rate can be one lane of it
-        config = {**first.optimizer.get_config(), "learning_rate": 0.0}
-        self.template_optimizer = type(first.optimizer).from_config(config)
+        with _tensorflow_unimported():
+            config = {**first.optimizer.get_config(), "learning_rate": 0.0}
+            self.template_optimizer = type(first.optimizer).from_config(config)
         try:
-            template = keras.models.clone_model(first.model)
+            with _tensorflow_unimported():
+                template = keras.models.clone_model(first.model)
         except Exception as error:  # a subclassed model without from_config, say
             raise IncompatibleRuns(f"the model cannot be cloned as the group's template: {error}") from None
         template.compile(optimizer=self.template_optimizer, loss=loss, metrics=list(metrics), jit_compile=True)
