@@ -4,11 +4,16 @@ Runs that share a problem, a model architecture, an optimiser class with its arg
 the learning rate, the epochs and the batch size differ only in their seed (the initial weights),
 their learning rate and their data order. ``train_runs`` trains them together: the runs' weights,
 optimiser state (the learning rate is one of the optimiser's variables, so it is per run) and
-metric state are stacked along a leading run axis, ``jax.vmap`` maps Keras's own stateless train
-step (``model.train_step``: ``stateless_call``, the compiled loss and metrics, then
-``optimizer.stateless_apply`` of the lab's optimiser classes) over that axis, and ``jax.lax.scan``
-runs an epoch's steps in one call. Each run gets exactly the rows ``experiments.training.train_run``
-gives it::
+metric state are stacked along a leading run axis, and one compiled program trains an epoch of
+every run: ``jax.lax.map`` over the runs of a ``jax.lax.scan`` over the run's steps, each step
+Keras's own stateless train step (``model.train_step``: ``stateless_call``, the compiled loss and
+metrics, then ``optimizer.stateless_apply`` of the lab's optimiser classes). ``lax.map``, not
+``vmap``: a run's steps are then exactly those of a single run (vmap batches the matrix products,
+whose float32 sums differ in the last bits and drift apart over the steps), and a step touches
+only its own run's state. Validation, the untrained loss and the metrics' results are programs of
+their own, shared by every group of one architecture, loss and metrics (the optimisers of a
+comparison), so each is compiled once per process. Each run gets exactly the rows
+``experiments.training.train_run`` gives it::
 
     epoch  loss  <metrics>  val_loss  val_<metrics>  learning_rate  seconds  status
 
@@ -26,7 +31,7 @@ gives it::
   ``divergence_factor`` times the untrained model's loss on the first 1024 examples. A run that
   blows up is frozen there (its state no longer changes), validated on its weights at that step,
   marked ``diverged`` at that epoch and gives no further rows; its neighbours are untouched, since
-  the runs of a vmapped program never mix;
+  the runs of a program never mix;
 - ``seconds``: the program's cumulative wall time divided by the number of runs in it (each run's
   share of the machine).
 
