@@ -1,29 +1,37 @@
 """Vectorised groups (``experiments.vectorized``) against the fit path and plain ``model.fit``.
 
-    python -m benchmarks.vectorized [--skip-mnist] [--skip-moons]
+    python -m benchmarks.vectorized [--skip-mnist] [--skip-moons] [--repeats N]
 
 Whole processes, timed from start to exit (imports, data, compilation, training, summary and
-plots), on JAX, interleaved in one run so that they share the machine's load:
+plots), on JAX, interleaved in one run so that they share the machine's load, ``--repeats`` times
+(default 3; the table gives medians):
 
 - **moons**: ``python -m experiments.compare_optimizers --problems moons --no-tensorboard`` (12
   runs: 4 optimisers x 3 seeds, 200 full-batch epochs) vectorised, the same with
   ``--no-vectorize``, and the same 12 trainings as a plain ``model.fit`` loop
-  (``benchmarks.compare_wall_time``'s straightforward worker);
+  (``benchmarks.compare_wall_time``'s straightforward worker, which has no compilation cache);
 - **mnist_mlp**: ``--problems mnist_mlp --optimizers adam --seeds 3 --epochs 2 --no-tensorboard``
-  vectorised (forced: the grid itself keeps epochs of more than
-  ``experiments.vectorized.MAX_STEPS_PER_EPOCH`` steps on the fit path) and with ``--no-vectorize``, and the compute floor of those 6 epochs
+  vectorised and with ``--no-vectorize``, and the compute floor of those 6 epochs
   (``benchmarks.matmul_floor``: FLOPs / this machine's matmul rate at the layer shapes).
+
+**The compilation cache** (``experiments.compilation_cache``). ``cold``: the job starts with an
+empty cache folder of its own (``JAX_COMPILATION_CACHE_DIR``), so it compiles every program (and
+writes it); ``warm``: the vectorised job again on the folder its cold run filled, so it compiles
+nothing. Every comparison of the paths is cold against cold (or against the plain loop).
 
 "Training" is the training itself: the sum over runs of the ``seconds`` column from the end of
 the first epoch to the end of the last (the first epoch holds the compilation), read from each
 job's ``results.csv``. The largest relative difference of loss, accuracy and validation columns
-between the two paths is reported too. Rows go to ``benchmarks/results/vectorized.csv``.
+between the two paths (and between cold and warm) is reported too. Rows go to
+``benchmarks/results/vectorized_cache.csv`` (``vectorized.csv`` holds the rows measured before
+the compilation cache, without its column).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,10 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.compare_wall_time import ROOT, time_main_job, time_straightforward
+from benchmarks.compare_wall_time import ROOT, time_straightforward
 from benchmarks.machine import append_csv_row, describe_machine
 
-RESULTS = Path(__file__).resolve().parent / "results" / "vectorized.csv"
+RESULTS = Path(__file__).resolve().parent / "results" / "vectorized_cache.csv"  # vectorized.csv: before the cache
 MOONS = ["--problems", "moons", "--no-tensorboard"]
 MNIST = ["--problems", "mnist_mlp", "--optimizers", "adam", "--seeds", "3", "--epochs", "2", "--no-tensorboard"]
 NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -63,65 +71,72 @@ def largest_difference(a: Path, b: Path) -> float:
     return float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-12)))
 
 
-# the main job with every group vectorised, however long its epochs (the grid keeps groups of
-# long epochs on the fit path: experiments.vectorized.MAX_STEPS_PER_EPOCH)
-FORCED = ("import sys, experiments.vectorized as v; v.MAX_STEPS_PER_EPOCH = 10**9; "
-          "from experiments import compare_optimizers as job; from experiments.cli import run_main; "
-          "run_main(job.main, sys.argv[1:])")
+def _job(arguments: list[str], out: Path, cache: Path) -> tuple[float, float]:
+    """Seconds of one ``experiments.compare_optimizers`` process with its compilation cache in
+    ``cache``, and its training seconds."""
+    command = [sys.executable, "-m", "experiments.compare_optimizers", "--out", str(out), "--no-progress", *arguments]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "jax",
+                   "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"compare_optimizers failed:\n{result.stderr[-4000:]}")
+    return seconds, training_seconds(out)
 
 
-def _job(arguments: list[str], scratch: Path, name: str, forced: bool = False) -> tuple[float, float, Path]:
-    out = scratch / name
-    if forced:
-        command = [sys.executable, "-c", FORCED, "--out", str(out), "--no-progress", *arguments]
-        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "jax"}
-        start = time.perf_counter()
-        result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(f"compare_optimizers failed:\n{result.stderr[-4000:]}")
-    else:
-        seconds = time_main_job(arguments, out, "jax")
-    return seconds, training_seconds(out), out
+def _measure(scratch: Path, name: str, arguments: list[str], repeat: int, plain: bool) -> list[dict[str, Any]]:
+    """One interleaved round: vectorised cold, vectorised warm, --no-vectorize cold (and the plain
+    loop)."""
+    folder = scratch / f"{name}{repeat}"
+    timings = {}
+    timings["vectorised", "cold"] = _job(arguments, folder / "vectorised", folder / "cache")
+    timings["vectorised", "warm"] = _job(arguments, folder / "vectorised-warm", folder / "cache")
+    timings["--no-vectorize", "cold"] = _job([*arguments, "--no-vectorize"], folder / "fit", folder / "fit-cache")
+    if plain:
+        plain_arguments = [a for a in arguments if a != "--no-tensorboard"]
+        timings["plain model.fit", "none"] = (time_straightforward(plain_arguments, "jax")[0], float("nan"))
+    differences = {("vectorised", "cold"): largest_difference(folder / "vectorised", folder / "fit"),
+                   ("vectorised", "warm"): largest_difference(folder / "vectorised-warm", folder / "vectorised")}
+    return [{"path": path, "cache": cache, "seconds": seconds, "training_seconds": training,
+             "max_relative_difference": differences.get((path, cache), float("nan"))}
+            for (path, cache), (seconds, training) in timings.items()]
 
 
-def moons(scratch: Path) -> list[dict[str, Any]]:
-    vectorised, vectorised_training, vectorised_out = _job(MOONS, scratch, "moons")
-    fit_path, fit_training, fit_out = _job([*MOONS, "--no-vectorize"], scratch, "moons-fit")
-    plain, _ = time_straightforward(["--problems", "moons"], "jax")
-    difference = largest_difference(vectorised_out, fit_out)
-    return [
-        {"case": "moons 12 runs", "path": "vectorised", "seconds": vectorised, "training_seconds": vectorised_training,
-         "max_relative_difference": difference},
-        {"case": "moons 12 runs", "path": "--no-vectorize", "seconds": fit_path, "training_seconds": fit_training,
-         "max_relative_difference": 0.0},
-        {"case": "moons 12 runs", "path": "plain model.fit", "seconds": plain, "training_seconds": float("nan"),
-         "max_relative_difference": float("nan")},
-    ]
+def _medians(case: str, rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for position, first in enumerate(rounds[0]):
+        same = [r[position] for r in rounds]
+        rows.append({"case": case, "path": first["path"], "cache": first["cache"], "repeats": len(same),
+                     "seconds": statistics.median(r["seconds"] for r in same),
+                     "seconds_each": " ".join(f"{r['seconds']:.1f}" for r in same),
+                     "training_seconds": statistics.median(r["training_seconds"] for r in same),
+                     "max_relative_difference": max(r["max_relative_difference"] for r in same)})
+    return rows
 
 
-def mnist(scratch: Path) -> list[dict[str, Any]]:
+def moons(scratch: Path, repeats: int) -> list[dict[str, Any]]:
+    rounds = [_measure(scratch, "moons", MOONS, k, plain=True) for k in range(repeats)]
+    return _medians("moons 12 runs", rounds)
+
+
+def mnist(scratch: Path, repeats: int) -> list[dict[str, Any]]:
     from benchmarks.matmul_floor import measure_floor
 
-    vectorised, vectorised_training, vectorised_out = _job(MNIST, scratch, "mnist", forced=True)
-    fit_path, fit_training, fit_out = _job([*MNIST, "--no-vectorize"], scratch, "mnist-fit")
+    rounds = [_measure(scratch, "mnist", MNIST, k, plain=False) for k in range(repeats)]
+    rows = _medians("mnist_mlp 3 runs x 2 epochs", rounds)
     epoch_floor = measure_floor()["floor_seconds"]
-    floor, training_floor = 6 * epoch_floor, 3 * epoch_floor  # 3 runs x 2 epochs; the training: epoch 2
-    difference = largest_difference(vectorised_out, fit_out)
-    return [
-        {"case": "mnist_mlp 3 runs x 2 epochs", "path": "vectorised", "seconds": vectorised,
-         "training_seconds": vectorised_training, "max_relative_difference": difference},
-        {"case": "mnist_mlp 3 runs x 2 epochs", "path": "--no-vectorize", "seconds": fit_path,
-         "training_seconds": fit_training, "max_relative_difference": 0.0},
-        {"case": "mnist_mlp 3 runs x 2 epochs", "path": "compute floor", "seconds": floor, "training_seconds": training_floor,
-         "max_relative_difference": float("nan")},
-    ]
+    rows.append({"case": rows[0]["case"], "path": "compute floor", "cache": "", "repeats": 1,
+                 "seconds": 6 * epoch_floor, "seconds_each": "", "training_seconds": 3 * epoch_floor,
+                 "max_relative_difference": float("nan")})  # 3 runs x 2 epochs; the training: epoch 2
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.vectorized", description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-moons", action="store_true")
     parser.add_argument("--skip-mnist", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3; medians)")
     arguments = parser.parse_args(argv)
     machine = describe_machine()
     rows = []
@@ -131,19 +146,23 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(arguments, f"skip_{name}"):
                 continue
             load = os.getloadavg()[0]
-            for row in measure(scratch):
+            for row in measure(scratch, max(1, arguments.repeats)):
                 rows.append({**machine, **row, "load_average_before": round(load, 2),
                              "load_average_after": round(os.getloadavg()[0], 2)})
-    print("| case | path | wall s | training s | vectorised faster (wall) | (training) | max rel. difference |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| case | path | cache | wall s (median) | each | training s | vectorised cold faster (wall) | "
+          "(training) | max rel. difference |")
+    print("| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for row in rows:
-        base = next(r for r in rows if r["case"] == row["case"] and r["path"] == "vectorised")
+        base = next(r for r in rows if r["case"] == row["case"] and r["path"] == "vectorised" and r["cache"] == "cold")
         wall = row["seconds"] / base["seconds"]
         training = row["training_seconds"] / base["training_seconds"] if base["training_seconds"] else float("nan")
-        print(f"| {row['case']} | {row['path']} | {row['seconds']:.2f} | {row['training_seconds']:.3f} | "
-              f"{wall:.2f}x | {training:.1f}x | {row['max_relative_difference']:.2g} |")
+        print(f"| {row['case']} | {row['path']} | {row['cache']} | {row['seconds']:.2f} | {row['seconds_each']} | "
+              f"{row['training_seconds']:.3f} | {wall:.2f}x | {training:.1f}x | {row['max_relative_difference']:.2g} |")
     append_csv_row(RESULTS, [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows])
-    print(f"{machine['cpu_model']}, {machine['usable_cores']} usable cores; rows appended to {RESULTS}")
+    load = ", ".join(f"{r['case']}: {r['load_average_before']} -> {r['load_average_after']}"
+                     for r in rows if r["path"] == "vectorised" and r["cache"] == "cold")
+    print(f"{machine['cpu_model']}, {machine['usable_cores']} usable cores; 1-minute load {load}; "
+          f"rows appended to {RESULTS}")
     return 0
 
 

@@ -392,10 +392,13 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     """Run an experiment's ``main``; ``UsageError`` -> message on stderr and exit code 2.
 
     So is a TensorBoard writer that cannot be made (no TensorFlow): every experiment that writes
-    logs takes ``--no-tensorboard``.
+    logs takes ``--no-tensorboard``. On JAX the persistent compilation cache is on
+    (``experiments.compilation_cache``).
     """
+    from experiments import compilation_cache
     from lab.tensorboard_logs import TensorBoardUnavailableError
 
+    compilation_cache.enable()
     try:
         code = main(argv)
     except UsageError as error:

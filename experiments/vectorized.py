@@ -4,11 +4,16 @@ Runs that share a problem, a model architecture, an optimiser class with its arg
 the learning rate, the epochs and the batch size differ only in their seed (the initial weights),
 their learning rate and their data order. ``train_runs`` trains them together: the runs' weights,
 optimiser state (the learning rate is one of the optimiser's variables, so it is per run) and
-metric state are stacked along a leading run axis, ``jax.vmap`` maps Keras's own stateless train
-step (``model.train_step``: ``stateless_call``, the compiled loss and metrics, then
-``optimizer.stateless_apply`` of the lab's optimiser classes) over that axis, and ``jax.lax.scan``
-runs an epoch's steps in one call. Each run gets exactly the rows ``experiments.training.train_run``
-gives it::
+metric state are stacked along a leading run axis, and one compiled program trains an epoch of
+every run: ``jax.lax.map`` over the runs of a ``jax.lax.scan`` over the run's steps, each step
+Keras's own stateless train step (``model.train_step``: ``stateless_call``, the compiled loss and
+metrics, then ``optimizer.stateless_apply`` of the lab's optimiser classes). ``lax.map``, not
+``vmap``: a run's steps are then exactly those of a single run (vmap batches the matrix products,
+whose float32 sums differ in the last bits and drift apart over the steps), and a step touches
+only its own run's state. Validation, the untrained loss and the metrics' results are programs of
+their own, shared by every group of one architecture, loss and metrics (the optimisers of a
+comparison), so each is compiled once per process. Each run gets exactly the rows
+``experiments.training.train_run`` gives it::
 
     epoch  loss  <metrics>  val_loss  val_<metrics>  learning_rate  seconds  status
 
@@ -26,7 +31,7 @@ gives it::
   ``divergence_factor`` times the untrained model's loss on the first 1024 examples. A run that
   blows up is frozen there (its state no longer changes), validated on its weights at that step,
   marked ``diverged`` at that epoch and gives no further rows; its neighbours are untouched, since
-  the runs of a vmapped program never mix;
+  the runs of a program never mix;
 - ``seconds``: the program's cumulative wall time divided by the number of runs in it (each run's
   share of the machine).
 
@@ -48,8 +53,10 @@ cannot share a program. JAX backend only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +65,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+from keras.src.utils import module_utils
 
 from experiments import training
 from experiments.training import (
@@ -69,11 +77,10 @@ from experiments.training import (
 )
 
 DEFAULT_CHECKPOINT_SECONDS = 2.0
-# the grid vectorises a group only when its epochs have at most this many steps: what a group
-# saves is fit's per-epoch machinery (validation call, callbacks, checkpoint), which dominates
-# moons' one-step epochs; on MNIST's 1875-step epochs fit already runs 32 steps per call and the
-# program's steps are no faster on a 2-core CPU (benchmarks.vectorized)
-MAX_STEPS_PER_EPOCH = 64
+# the grid vectorises a group only when its epochs have at most this many steps: the longest
+# measured, MNIST's 1875 steps at batch 32, where a group of 3 runs is 1.1x faster than the fit
+# path (fewer compilations, the steps themselves as fast; benchmarks.vectorized)
+MAX_STEPS_PER_EPOCH = 2048
 DEFAULT_MEMORY_BYTES = 2 * 1024**3
 _VALIDATION_BATCH = 1024
 _FLOAT_BYTES = 4
@@ -93,21 +100,71 @@ def optimizer_signature(optimizer: keras.optimizers.Optimizer) -> str | None:
     rate = optimizer._learning_rate
     if callable(rate) and not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         return None
-    config = dict(optimizer.get_config())
+    with _tensorflow_unimported():
+        config = dict(optimizer.get_config())
     config.pop("learning_rate", None)
     config.pop("name", None)
     return f"{cls.__module__}.{cls.__qualname__}:" + json.dumps(config, sort_keys=True, default=repr)
 
 
+@contextlib.contextmanager
+def _tensorflow_unimported():
+    """Keras's serialisation (``get_config``, ``clone_model``) asks whether TensorFlow is
+    installed, importing it (seconds) to test for its ``TensorShape``; while TensorFlow is not
+    imported no object can be one, so here Keras is told it is not there."""
+    lazy = getattr(module_utils, "tensorflow", None)
+    if "tensorflow" in sys.modules or getattr(lazy, "_available", True) is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
+
+
 def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool:
     """Whether ``build(seed)`` gives the same variables whatever Keras's global random state is
-    (every ``lab.models`` builder does): only then are a run's initial weights its own."""
+    (every ``lab.models`` builder does): only then are a run's initial weights its own. Asked once
+    per builder and seed in a process (a grid asks for every group of a comparison)."""
+    key = (build, int(seed))
+    try:
+        return _SEEDED_BUILDERS[key]
+    except (KeyError, TypeError):  # not asked yet, or an unhashable builder (asked every time)
+        pass
     values = []
     for global_seed in (1, 2):
-        keras.utils.set_random_seed(global_seed)
+        _set_global_seed(global_seed)
         model = build(seed)
         values.append([keras.ops.convert_to_numpy(v) for v in model.weights])
-    return len(values[0]) == len(values[1]) and all(np.array_equal(a, b) for a, b in zip(*values))
+    seeded = len(values[0]) == len(values[1]) and all(np.array_equal(a, b) for a, b in zip(*values))
+    try:
+        _SEEDED_BUILDERS[key] = seeded
+    except TypeError:
+        pass
+    return seeded
+
+
+_SEEDED_BUILDERS: dict[tuple, bool] = {}
+
+
+def _set_global_seed(seed: int) -> None:
+    """Keras's global random state on JAX, as ``keras.utils.set_random_seed`` sets it, without
+    the TensorFlow seed that function also sets (importing TensorFlow takes seconds, and nothing
+    on JAX draws from it)."""
+    import random
+
+    if keras.backend.backend() != "jax":
+        keras.utils.set_random_seed(seed)
+        return
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def _structure(model: keras.Model) -> str:
@@ -121,7 +178,8 @@ def _structure(model: keras.Model) -> str:
         return item
 
     try:
-        config = strip(model.get_config())
+        with _tensorflow_unimported():
+            config = strip(model.get_config())
     except NotImplementedError:
         config = type(model).__qualname__
     shapes = [(tuple(v.shape), str(v.dtype), v.trainable) for v in model.weights]
@@ -323,98 +381,27 @@ def _blown_up(loss: float, limit: float) -> bool:
     return not math.isfinite(float(loss)) or float(loss) > limit
 
 
-class _Program:
-    """Runs of one start epoch, trained as one compiled program."""
+class _Evaluation:
+    """The programs that do not depend on the optimiser: the runs' losses and metrics on some data
+    (validation, the untrained loss) and the metrics' results. Groups of one architecture, loss and
+    metrics (the optimisers of a comparison, say) share them, so each is compiled once."""
 
-    def __init__(self, runs, arrays: _Arrays, loss, metrics, *, epochs, batch_size, steps_per_execution,
-                 divergence_factor, checkpoint_seconds, on_epoch) -> None:
-        self.runs, self.arrays = runs, arrays
-        self.epochs, self.batch_size, self.steps_per_execution = epochs, batch_size, steps_per_execution
-        self.divergence_factor, self.checkpoint_seconds, self.on_epoch = divergence_factor, checkpoint_seconds, on_epoch
-        first = runs[0]
-        # the template: run 0's model compiled with an optimiser of the group's class whose rate is
-        # a variable, so that every run's rate can be one lane of it
-        config = {**first.optimizer.get_config(), "learning_rate": 0.0}
-        self.template_optimizer = type(first.optimizer).from_config(config)
-        try:
-            template = keras.models.clone_model(first.model)
-        except Exception as error:  # a subclassed model without from_config, say
-            raise IncompatibleRuns(f"the model cannot be cloned as the group's template: {error}") from None
-        template.compile(optimizer=self.template_optimizer, loss=loss, metrics=list(metrics), jit_compile=True)
-        template._symbolic_build(data_batch=(arrays.x_numpy[:batch_size], arrays.y_numpy[:batch_size]))
-        self.template = template
-        self.rate_index = _learning_rate_variable_index(self.template_optimizer, "_learning_rate")
-        self.iterations_index = _learning_rate_variable_index(self.template_optimizer, "_iterations")
-        expected = len(self.template_optimizer.variables)
-        for run in runs:
-            if len(run.optimizer_values(self.rate_index)) != expected:
-                raise IncompatibleRuns("an optimiser's variables do not match the group's")
-        self.metrics_initial = [v.value for v in template.metrics_variables]
-        self._build_functions()
-
-    # --- the compiled functions ------------------------------------------------------------------
-
-    def _build_functions(self) -> None:
+    def __init__(self, template: keras.Model) -> None:
         import jax
         import jax.numpy as jnp
 
-        template = self.template
-        schedules = [run.schedule for run in self.runs]
-        rate_index, iterations_index = self.rate_index, self.iterations_index
-        lanes = len(self.runs)
+        self.template = template  # kept: the functions below close over its loss and metrics
+        metrics_initial = [v.value for v in template.metrics_variables]
+        self.metrics_initial = metrics_initial
 
-        def with_rates(optimizer_values):
-            # a schedule's value at the run's step, written into its lane of the rate variable
-            if all(schedule is None for schedule in schedules):
-                return optimizer_values
-            values = list(optimizer_values)
-            iterations, rates = values[iterations_index], values[rate_index]
-            values[rate_index] = jnp.stack([
-                rates[k] if schedule is None else jnp.asarray(schedule(iterations[k]), rates.dtype)
-                for k, schedule in enumerate(schedules)
-            ])
-            return values
-
-        def rates_used(optimizer_values):
-            # the rate of each run's most recent step, as train_run's learning_rate column
-            iterations, rates = optimizer_values[iterations_index], optimizer_values[rate_index]
-            return jnp.stack([
-                rates[k] if schedule is None
-                else jnp.asarray(schedule(jnp.maximum(iterations[k] - 1, 0)), rates.dtype)
-                for k, schedule in enumerate(schedules)
-            ])
-
-        # jax.lax.map, not jax.vmap: the runs' steps are the same computation, one after the other,
-        # and each one's arithmetic is that of the single run (vmap batches the matrix products,
-        # whose float32 sums then differ in the last bits and drift apart over the steps)
-        def train_step(state, x, y):
-            return jax.lax.map(lambda lane: template.train_step(lane[0], (lane[1], lane[2])), (state, x, y))
+        def fresh_metrics(lanes):
+            return [jnp.broadcast_to(v, (lanes, *jnp.shape(v))) for v in metrics_initial]
 
         def test_step(state, x, y):
             return jax.lax.map(lambda lane: template.test_step(lane, (x, y)), state)
 
-        def fresh_metrics():
-            return [jnp.broadcast_to(v, (lanes, *jnp.shape(v))) for v in self.metrics_initial]
-
-        def select(active, new, old):
-            def pick(a, b):
-                return jnp.where(active.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b)
-            return jax.tree_util.tree_map(pick, new, old)
-
-        def step(carry, indices, check, x, y, limits, freeze):
-            state, active = carry
-            trainable, non_trainable, optimizer_values, metric_values = state
-            logs, stepped = train_step(
-                (trainable, non_trainable, with_rates(optimizer_values), metric_values),
-                jnp.take(x, indices, axis=0), jnp.take(y, indices, axis=0))
-            # freezing costs a copy of every run's state per step: only the epoch in which a run
-            # blows up is run again with it (see train)
-            state = select(active, stepped, state) if freeze else stepped
-            blown = ~jnp.isfinite(logs["loss"]) | (logs["loss"] > limits)
-            return state, active & ~(check & blown)
-
         def evaluate(trainable, non_trainable, x, y, batch):
-            metric_values = fresh_metrics()
+            metric_values = fresh_metrics(trainable[0].shape[0])
             full, rest = divmod(x.shape[0], batch)
             if full == 1 and not rest:
                 _, (_, _, metric_values) = test_step((trainable, non_trainable, metric_values), x, y)
@@ -430,38 +417,142 @@ class _Program:
                     (trainable, non_trainable, metric_values), x[full * batch:], y[full * batch:])
             return metric_values
 
-        def initial_losses(trainable, non_trainable, x, y):
-            return evaluate(trainable, non_trainable, x, y, x.shape[0])
-
-        def epoch(state, active, limits, full_indices, full_checks, rest_indices, x, y, x_val, y_val, freeze):
-            trainable, non_trainable, optimizer_values, _ = state
-            carry = ((trainable, non_trainable, optimizer_values, fresh_metrics()), active)
-            if full_indices is not None and full_indices.shape[0] == 1:  # full batch: no loop
-                carry = step(carry, full_indices[0], full_checks[0], x, y, limits, freeze)
-            elif full_indices is not None:
-                def body(carry, inputs):
-                    indices, check = inputs
-                    return step(carry, indices, check, x, y, limits, freeze), None
-                carry, _ = jax.lax.scan(body, carry, (full_indices, full_checks))
-            if rest_indices is not None:
-                carry = step(carry, rest_indices, jnp.asarray(True), x, y, limits, freeze)
-            state, active = carry
-            validation = None
-            if x_val is not None:
-                validation = evaluate(state[0], state[1], x_val, y_val, max(self.batch_size, _VALIDATION_BATCH))
-            return state, active, state[3], validation, rates_used(state[2])
-
         def results(metric_values):
             mapping = list(zip(template.metrics_variables, metric_values))
             with keras.StatelessScope(state_mapping=mapping):
                 return template.get_metrics_result()
 
-        self.epoch_function = jax.jit(epoch, static_argnames="freeze")
-        self.initial_loss_function = jax.jit(initial_losses)
+        self.fresh_metrics = fresh_metrics
+        self.evaluate = jax.jit(evaluate, static_argnames="batch")
         # a program of its own: fit and evaluate report the results computed from the metrics'
         # variables after the step, which the step's own logs, fused with the update, may round
         # differently in the last bit
         self.results = jax.jit(jax.vmap(results))
+
+
+_EVALUATIONS: dict[tuple, _Evaluation] = {}
+_EVALUATIONS_KEPT = 4
+
+
+def _shared_evaluation(model: keras.Model, template: keras.Model, loss, metrics) -> _Evaluation:
+    """The ``_Evaluation`` of ``model``'s architecture with ``loss`` and ``metrics``, made from
+    ``template`` the first time (the few most recent ones are kept)."""
+    try:
+        key = (_structure(model), loss, tuple(metrics))
+        hash(key)
+    except TypeError:  # an unhashable loss or metric: not shared
+        return _Evaluation(template)
+    if key not in _EVALUATIONS:
+        while len(_EVALUATIONS) >= _EVALUATIONS_KEPT:
+            del _EVALUATIONS[next(iter(_EVALUATIONS))]
+        _EVALUATIONS[key] = _Evaluation(template)
+    return _EVALUATIONS[key]
+
+
+class _Program:
+    """Runs of one start epoch, trained as one compiled program."""
+
+    def __init__(self, runs, arrays: _Arrays, loss, metrics, *, epochs, batch_size, steps_per_execution,
+                 divergence_factor, checkpoint_seconds, on_epoch) -> None:
+        self.runs, self.arrays = runs, arrays
+        self.epochs, self.batch_size, self.steps_per_execution = epochs, batch_size, steps_per_execution
+        self.divergence_factor, self.checkpoint_seconds, self.on_epoch = divergence_factor, checkpoint_seconds, on_epoch
+        first = runs[0]
+        # the template: run 0's model compiled with an optimiser of the group's class whose rate is
+        # a variable, so that every run's rate can be one lane of it
+        with _tensorflow_unimported():
+            config = {**first.optimizer.get_config(), "learning_rate": 0.0}
+            self.template_optimizer = type(first.optimizer).from_config(config)
+        try:
+            with _tensorflow_unimported():
+                template = keras.models.clone_model(first.model)
+        except Exception as error:  # a subclassed model without from_config, say
+            raise IncompatibleRuns(f"the model cannot be cloned as the group's template: {error}") from None
+        template.compile(optimizer=self.template_optimizer, loss=loss, metrics=list(metrics), jit_compile=True)
+        template._symbolic_build(data_batch=(arrays.x_numpy[:batch_size], arrays.y_numpy[:batch_size]))
+        self.template = template
+        self.rate_index = _learning_rate_variable_index(self.template_optimizer, "_learning_rate")
+        self.iterations_index = _learning_rate_variable_index(self.template_optimizer, "_iterations")
+        expected = len(self.template_optimizer.variables)
+        for run in runs:
+            if len(run.optimizer_values(self.rate_index)) != expected:
+                raise IncompatibleRuns("an optimiser's variables do not match the group's")
+        self.evaluation = _shared_evaluation(first.model, template, loss, metrics)
+        self._build_functions()
+
+    # --- the compiled functions ------------------------------------------------------------------
+
+    def _build_functions(self) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        template = self.template
+        schedules = [run.schedule for run in self.runs]
+        rate_index, iterations_index = self.rate_index, self.iterations_index
+        fresh_metrics = self.evaluation.fresh_metrics
+        # the distinct schedules, and which one each run follows (-1: none, its own rate)
+        distinct = list({id(s): s for s in schedules if s is not None}.values())
+        branch = np.array([-1 if s is None else next(i for i, d in enumerate(distinct) if d is s)
+                           for s in schedules], dtype=np.int32)
+
+        def with_rate(optimizer_values, lane):
+            # a schedule's value at the run's step, written into the run's rate variable
+            if not distinct:
+                return optimizer_values
+            values = list(optimizer_values)
+            iterations, rate = values[iterations_index], values[rate_index]
+            branches = [lambda: rate] + [lambda s=s: jnp.asarray(s(iterations), rate.dtype) for s in distinct]
+            values[rate_index] = jax.lax.switch(jnp.asarray(branch)[lane] + 1, branches)
+            return values
+
+        def rates_used(optimizer_values):
+            # the rate of each run's most recent step, as train_run's learning_rate column
+            iterations, rates = optimizer_values[iterations_index], optimizer_values[rate_index]
+            return jnp.stack([
+                rates[k] if schedule is None
+                else jnp.asarray(schedule(jnp.maximum(iterations[k] - 1, 0)), rates.dtype)
+                for k, schedule in enumerate(schedules)
+            ])
+
+        def epoch(state, active, limits, full_indices, checks, rest_indices, x, y, freeze):
+            # jax.lax.map over the runs, each run's whole epoch in turn: a run's steps are those of
+            # a single run (vmap would batch the matrix products, whose float32 sums then differ in
+            # the last bits and drift apart over the steps), and a step touches only its run's state
+            # (no slicing of every run's stacked state at every step)
+            def step(carry, indices, check, lane, limit):
+                state, active = carry
+                trainable, non_trainable, optimizer_values, metric_values = state
+                logs, stepped = template.train_step(
+                    (trainable, non_trainable, with_rate(optimizer_values, lane), metric_values),
+                    (jnp.take(x, indices, axis=0), jnp.take(y, indices, axis=0)))
+                # freezing costs a copy of the run's state per step: only the epoch in which a run
+                # blows up is run again with it (see train)
+                state = jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), stepped, state) if freeze \
+                    else stepped
+                blown = ~jnp.isfinite(logs["loss"]) | (logs["loss"] > limit)
+                return state, active & ~(check & blown)
+
+            def run_epoch(inputs):
+                lane, state, active, limit, full, rest = inputs
+                carry = (state, active)
+                if full is not None and full.shape[0] == 1:  # full batch: no loop
+                    carry = step(carry, full[0], checks[0], lane, limit)
+                elif full is not None:
+                    def body(carry, inputs):
+                        return step(carry, *inputs, lane, limit), None
+                    carry, _ = jax.lax.scan(body, carry, (full, checks))
+                if rest is not None:
+                    carry = step(carry, rest, jnp.asarray(True), lane, limit)
+                return carry
+
+            trainable, non_trainable, optimizer_values, _ = state
+            lanes = active.shape[0]
+            state, active = jax.lax.map(run_epoch, (
+                jnp.arange(lanes), (trainable, non_trainable, optimizer_values, fresh_metrics(lanes)), active,
+                limits, full_indices, rest_indices))
+            return state, active, rates_used(state[2])
+
+        self.epoch_function = jax.jit(epoch, static_argnames="freeze")
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -476,21 +567,20 @@ class _Program:
         non_trainable = (stack([[v.value for v in run.model.non_trainable_variables] for run in runs])
                          if runs[0].model.non_trainable_variables else [])
         optimizer_values = stack([run.optimizer_values(self.rate_index) for run in runs])
-        metrics = [jnp.broadcast_to(v, (len(runs), *jnp.shape(v))) for v in self.metrics_initial]
-        return (trainable, non_trainable, optimizer_values, metrics)
+        return (trainable, non_trainable, optimizer_values, self.evaluation.fresh_metrics(len(runs)))
 
     def train(self) -> None:
         import jax
 
-        runs, arrays = self.runs, self.arrays
+        runs, arrays, evaluation = self.runs, self.arrays, self.evaluation
         start_time = time.perf_counter()
         prior_seconds = [run.prior_seconds for run in runs]
         state = self._stacked_state()
         missing = [k for k, run in enumerate(runs) if run.initial_loss is None]
         if missing:
             count = min(arrays.count, training._INITIAL_LOSS_EXAMPLES)
-            losses = np.asarray(self.results(
-                self.initial_loss_function(state[0], state[1], arrays.x[:count], arrays.y[:count]))["loss"])
+            losses = np.asarray(evaluation.results(evaluation.evaluate(
+                state[0], state[1], arrays.x[:count], arrays.y[:count], batch=count))["loss"])
             for k in missing:
                 runs[k].initial_loss = float(losses[k])
         factor = self.divergence_factor
@@ -502,21 +592,25 @@ class _Program:
         # fit calls on_train_batch_end, where train_run checks the loss, after every
         # steps_per_execution steps and after the epoch's last step
         checks = np.array([(j + 1) % self.steps_per_execution == 0 or j == steps - 1 for j in range(full)])
+        validation_batch = max(self.batch_size, _VALIDATION_BATCH)
         last_save = time.perf_counter()
         for epoch in range(runs[0].start_epoch, self.epochs):
             order = np.stack([epoch_permutation(arrays.count, run.seed, epoch) for run in runs]).astype(np.int32)
-            full_indices = order[:, :full * self.batch_size].reshape(len(runs), full, self.batch_size)
-            inputs = (state, active, limits, full_indices.transpose(1, 0, 2) if full else None,
-                      checks if full else None, order[:, full * self.batch_size:] if rest else None, arrays.x,
-                      arrays.y, arrays.x_val if arrays.validate else None, arrays.y_val if arrays.validate else None)
+            inputs = (state, active, limits,
+                      order[:, :full * self.batch_size].reshape(len(runs), full, self.batch_size) if full else None,
+                      checks if full else None, order[:, full * self.batch_size:] if rest else None,
+                      arrays.x, arrays.y)
             outputs = self.epoch_function(*inputs, freeze=False)
             if (active & ~np.asarray(jax.device_get(outputs[1]), dtype=bool)).any():
                 # a run blew up in this epoch: again, with every run frozen where it stopped
                 outputs = self.epoch_function(*inputs, freeze=True)
             state = outputs[0]
-            logs = jax.device_get(self.results(outputs[2]))
-            validation = jax.device_get(self.results(outputs[3])) if outputs[3] is not None else None
-            still, rates = jax.device_get((outputs[1], outputs[4]))
+            logs = jax.device_get(evaluation.results(state[3]))
+            validation = None
+            if arrays.validate:
+                validation = jax.device_get(evaluation.results(evaluation.evaluate(
+                    state[0], state[1], arrays.x_val, arrays.y_val, batch=validation_batch)))
+            still, rates = jax.device_get((outputs[1], outputs[2]))
             # train_run's check of the epoch's loss, which fit reports from the metric itself
             still = np.asarray(still, dtype=bool) & ~np.array([_blown_up(value, limit) for value, limit in
                                                                zip(np.asarray(logs["loss"]), self.loss_limits)])

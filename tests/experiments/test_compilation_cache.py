@@ -1,0 +1,117 @@
+"""experiments.compilation_cache: JAX's persistent compilation cache changes no number.
+
+A vectorised group and a ``train_run`` trained with an empty cache (every program compiled, run as
+without a cache, and written) and then again (every program loaded, none compiled) give the same
+rows bit for bit.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+
+import keras
+import pandas as pd
+import pytest
+
+from experiments import compilation_cache, vectorized
+from experiments.training import train_run
+from lab import models
+from lab.optimizers import Adam
+from lab.problems import protocol_view, resolve
+
+pytestmark = pytest.mark.backend_agnostic
+
+jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's compilation cache")
+SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+            "jax_enable_compilation_cache", "jax_compilation_cache_max_size")
+
+
+@contextlib.contextmanager
+def restored_settings():
+    """JAX's cache settings as they were, afterwards (``enable`` changes them process-wide)."""
+    import jax
+    from jax._src import compilation_cache as cache
+
+    before = {name: getattr(jax.config, name) for name in SETTINGS}
+    cache.reset_cache()
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        cache.reset_cache()
+
+
+@contextlib.contextmanager
+def cache_events():
+    """Counts of JAX's compilation-cache events (``cache_hits``, ``cache_misses``) meanwhile."""
+    import jax.monitoring
+
+    counts: collections.Counter = collections.Counter()
+
+    def listener(event: str, **_) -> None:
+        if event.startswith("/jax/compilation_cache/"):
+            counts[event.rsplit("/", 1)[-1]] += 1
+
+    jax.monitoring.register_event_listener(listener)
+    try:
+        yield counts
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+
+
+def test_enable_is_a_no_op_on_other_backends():
+    if keras.backend.backend() == "jax":
+        pytest.skip("the JAX case is below")
+    assert compilation_cache.enable() is None
+
+
+@jax_only
+def test_enable_uses_the_lab_cache_folder_and_caches_every_program(tmp_path, monkeypatch):
+    import jax
+
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path))
+    with restored_settings():
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert compilation_cache.enable() == tmp_path / compilation_cache.FOLDER_NAME
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / compilation_cache.FOLDER_NAME)
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0
+        # JAX's own folder variable wins; its switch turns the cache off
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "own"))
+        assert compilation_cache.enable() == tmp_path / "own"
+        jax.config.update("jax_enable_compilation_cache", False)
+        assert compilation_cache.enable() is None
+
+
+@jax_only
+@pytest.mark.slow
+def test_rows_are_the_same_compiled_and_loaded_from_the_cache(tmp_path):
+    import jax
+    from jax._src import compilation_cache as cache
+
+    data = protocol_view(resolve("moons").split(), "notebook")
+    seeds = (0, 1)
+
+    def train():
+        keras.backend.clear_session()
+        group = vectorized.train_runs([models.moons_net(seed) for seed in seeds], [Adam(0.01) for _ in seeds], data,
+                                      epochs=2, batch_size=320, seeds=list(seeds))
+        keras.backend.clear_session()
+        alone = train_run(models.moons_net(0), Adam(0.01), data, epochs=2, batch_size=320, seed=0)
+        return [frame.drop(columns="seconds") for frame in (*group, alone)]
+
+    with restored_settings():
+        jax.config.update("jax_enable_compilation_cache", True)
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        compilation_cache.enable()
+        cache.reset_cache()  # JAX decides once whether the cache is on, until reset
+        with cache_events() as written:
+            compiled = train()
+        with cache_events() as read:
+            loaded = train()
+    assert written["cache_misses"] > 0 and written["cache_hits"] < written["cache_misses"]
+    assert read["cache_hits"] > 0 and read["cache_misses"] == 0  # nothing compiled the second time
+    assert len(loaded) == 3 and loaded[0]["loss"].iloc[-1] != loaded[1]["loss"].iloc[-1]
+    for a, b in zip(compiled, loaded):
+        pd.testing.assert_frame_equal(a, b)
