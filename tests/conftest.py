@@ -6,9 +6,13 @@ schedules and callbacks on PyTorch (``make test-torch``).
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX's compiled programs (experiments.compilation_cache) go to a folder of the test run's, shared by
+# its workers and subprocesses, not to the user's cache
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "optimizer-lab-tests", "jax-compilation-cache"))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
