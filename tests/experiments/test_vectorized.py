@@ -62,13 +62,14 @@ def rates_of(name: str) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def compilation_cache_dir(request) -> Path:
-    return Path(request.config.cache.mkdir("jax-compilation-cache"))
+def compilation_cache_dir() -> Path:
+    """The test run's folder (tests/conftest.py), shared by its workers and subprocesses."""
+    return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache(compilation_cache_dir):
-    """JAX's persistent compilation cache in pytest's cache folder, then as it was."""
+    """JAX's persistent compilation cache in the test run's folder, then as it was."""
     import jax
     from jax._src import compilation_cache as cache
 
