@@ -242,24 +242,13 @@ def _training_loss(model, data, loss) -> float:
 def final_training_loss(trial: Trial, model, data) -> dict[str, pd.DataFrame]:
     """After a trial: its training loss at the weights trained and at the weights its optimiser
     evaluates (the averaged iterate where it keeps one; else the same number)."""
-    import keras
-
-    from lab.callbacks.averaged_weights import evaluation_weights
+    from lab.callbacks.averaged_weights import averaged_weights_in
 
     trained = _training_loss(model, data, trial.problem.loss)
     evaluated = trained
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and hasattr(optimizer, "evaluation_weights"):
-        variables = model.trainable_variables
-        raw = [keras.ops.convert_to_numpy(variable.value) for variable in variables]
-        averages = [keras.ops.convert_to_numpy(value) for value in evaluation_weights(optimizer, variables)]
-        for variable, value in zip(variables, averages):
-            variable.assign(value)
-        try:
+    if hasattr(getattr(model, "optimizer", None), "evaluation_weights"):
+        with averaged_weights_in(model):
             evaluated = _training_loss(model, data, trial.problem.loss)
-        finally:
-            for variable, value in zip(variables, raw):
-                variable.assign(value)
     return {FINAL_FILE: pd.DataFrame([{"final_train_loss": evaluated, "final_train_loss_at_trained_weights": trained}])}
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -29,6 +31,23 @@ def evaluation_weights(optimizer: keras.optimizers.Optimizer, variables: list) -
         "AveragedWeights needs an optimizer that keeps averaged weights: `use_ema=True` (any "
         "Keras optimizer) or an `evaluation_weights(variables)` method (schedule-free ones)."
     )
+
+
+@contextlib.contextmanager
+def averaged_weights_in(model: keras.Model) -> Iterator[None]:
+    """Inside: the model's trainable variables hold its optimizer's ``evaluation_weights``; after:
+    the raw values again, copied before the swap (so training never sees the averages)."""
+    variables = model.trainable_variables
+    (optimizer,) = model_optimizers(model)
+    averages = evaluation_weights(optimizer, variables)
+    raw = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
+    for variable, value in zip(variables, averages):
+        variable.assign(keras.ops.convert_to_numpy(value))
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, raw):
+            variable.assign(value)
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -61,24 +80,19 @@ class AveragedWeights(keras.callbacks.Callback):
     def __init__(self, filepath: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.filepath = None if filepath is None else os.fspath(filepath)
-        self._raw: list[np.ndarray] | None = None
+        self._swapped: contextlib.ExitStack | None = None
 
     def _swap_in(self) -> None:
-        if self._raw is not None:
+        if self._swapped is not None:
             return
-        variables = self.model.trainable_variables
-        (optimizer,) = model_optimizers(self.model)
-        averages = evaluation_weights(optimizer, variables)
-        self._raw = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
-        for variable, value in zip(variables, averages):
-            variable.assign(keras.ops.convert_to_numpy(value))
+        self._swapped = contextlib.ExitStack()
+        self._swapped.enter_context(averaged_weights_in(self.model))
 
     def _swap_out(self) -> None:
-        if self._raw is None:
+        if self._swapped is None:
             return
-        for variable, value in zip(self.model.trainable_variables, self._raw):
-            variable.assign(value)
-        self._raw = None
+        swapped, self._swapped = self._swapped, None
+        swapped.close()
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self._swap_in()
