@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class Adadelta(keras.optimizers.Optimizer):
+class Adadelta(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """Adadelta: the step is ``RMS[Δθ]/RMS[g]`` times the gradient, scaled by a learning rate.
 
     With gradient ``g``, learning rate ``lr``, decay ``ρ`` (``rho``) and the two running means
@@ -84,6 +85,7 @@ class Adadelta(keras.optimizers.Optimizer):
             variables, ["accumulated_grad", "accumulated_delta_var"]
         )
 
+    @multi_tensor.mirrored_by(multi_tensor.adadelta)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)

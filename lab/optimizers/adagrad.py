@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class Adagrad(keras.optimizers.Optimizer):
+class Adagrad(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """AdaGrad: each coordinate's step is divided by the root of its summed squared gradients.
 
     With gradient ``g`` and learning rate ``lr``, the accumulator ``s`` starting at
@@ -79,6 +80,7 @@ class Adagrad(keras.optimizers.Optimizer):
         initializer = keras.initializers.Constant(self.initial_accumulator_value)
         self.accumulators = self.add_optimizer_variables(variables, "accumulator", initializer=initializer)
 
+    @multi_tensor.mirrored_by(multi_tensor.adagrad)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)

@@ -9,6 +9,7 @@ from keras import ops
 
 from lab import checks
 from lab.optimizers import elementwise
+from lab.optimizers import multi_tensor
 
 EPSILON_PLACEMENTS = ("keras", "paper")
 # keras.optimizers.AdamW's wording (for None), with the range the lab checks
@@ -16,7 +17,7 @@ WEIGHT_DECAY_MESSAGE = "Argument `{name}` must be a float. Received: {name}={val
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class Adam(keras.optimizers.Optimizer):
+class Adam(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """Adam: momentum on the gradient, step scaled by a running RMS of the gradient.
 
     With gradient ``g``, step ``t = 1, 2, ...``, learning rate ``lr``, decays ``β₁, β₂``::
@@ -111,6 +112,7 @@ class Adam(keras.optimizers.Optimizer):
         self.momentums, self.velocities = self.add_optimizer_variables(variables, ["momentum", "velocity"])
         self.velocity_maxima = self.add_optimizer_variables(variables, "velocity_max") if self.amsgrad else []
 
+    @multi_tensor.mirrored_by(multi_tensor.adam)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)

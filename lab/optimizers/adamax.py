@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class Adamax(keras.optimizers.Optimizer):
+class Adamax(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """Adamax: the Adam step divided by a decaying maximum of ``|g|`` instead of an RMS.
 
     With gradient ``g``, step ``t = 1, 2, ...``, learning rate ``lr``, decays ``β₁, β₂``::
@@ -84,6 +85,7 @@ class Adamax(keras.optimizers.Optimizer):
         super().build(variables)
         self.momentums, self.norms = self.add_optimizer_variables(variables, ["momentum", "norm"])
 
+    @multi_tensor.mirrored_by(multi_tensor.adamax)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)

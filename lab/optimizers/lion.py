@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class Lion(keras.optimizers.Optimizer):
+class Lion(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """Lion (EvoLved Sign Momentum): every coordinate moves by exactly ``lr`` per step.
 
     With gradient ``g``, learning rate ``lr`` and decays ``β₁, β₂``::
@@ -81,6 +82,7 @@ class Lion(keras.optimizers.Optimizer):
         super().build(variables)
         self.momentums = self.add_optimizer_variables(variables, "momentum")
 
+    @multi_tensor.mirrored_by(multi_tensor.lion)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)

@@ -8,13 +8,14 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 # Dozat's momentum schedule μ_t = β₁·(1 − ½·MOMENTUM_DECAY^t), as in Keras and TensorFlow.
 MOMENTUM_DECAY = 0.96
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class Nadam(keras.optimizers.Optimizer):
+class Nadam(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """Nadam: Adam whose bias-corrected first moment looks one step ahead, as Nesterov does.
 
     With gradient ``g``, step ``t = 1, 2, ...``, learning rate ``lr`` and the momentum schedule
@@ -109,6 +110,7 @@ class Nadam(keras.optimizers.Optimizer):
         self.assign(self._u_product, self._u_product * self._mu(ops.cast(self.iterations + 1, dtype), dtype))
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 
+    @multi_tensor.mirrored_by(multi_tensor.nadam)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)

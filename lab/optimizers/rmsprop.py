@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class RMSprop(keras.optimizers.Optimizer):
+class RMSprop(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """RMSprop, with optional momentum and the centred variant.
 
     With gradient ``g``, learning rate ``lr`` and decay ``ρ`` (``rho``)::
@@ -91,6 +92,7 @@ class RMSprop(keras.optimizers.Optimizer):
         self.momentums = self.add_optimizer_variables(variables, "momentum") if self.momentum > 0 else []
         self.average_gradients = self.add_optimizer_variables(variables, "average_gradient") if self.centered else []
 
+    @multi_tensor.mirrored_by(multi_tensor.rmsprop)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)

@@ -8,12 +8,13 @@ import keras
 from keras import ops
 
 from lab import checks
+from lab.optimizers import multi_tensor
 
 MOMENTUM_STYLES = ("keras", "heavy_ball", "ema")
 
 
 @keras.saving.register_keras_serializable(package="lab")
-class SGD(keras.optimizers.Optimizer):
+class SGD(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     """Gradient descent, optionally with momentum (three conventions) and Nesterov look-ahead.
 
     With gradient ``g``, learning rate ``lr`` (the value for this step, so it may follow a schedule)
@@ -112,6 +113,7 @@ class SGD(keras.optimizers.Optimizer):
         if self.momentum != 0:
             self.velocities = self.add_optimizer_variables(variables, "velocity")
 
+    @multi_tensor.mirrored_by(multi_tensor.sgd)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
