@@ -90,6 +90,14 @@ def _values(optimizer: Any, slots: list, variables: list) -> list:
     return [slots[optimizer._get_variable_index(variable)].value for variable in variables]
 
 
+def _moving_average_(averages: list, values: list, beta: float) -> None:
+    """``a ← a + (x − a)·(1 − β)`` in place: the moment updates of Adam, Nadam and Adamax, in the
+    form their ``update_step`` writes them."""
+    import torch
+
+    torch._foreach_add_(averages, torch._foreach_mul(torch._foreach_sub(values, averages), 1 - beta))
+
+
 def sgd(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
     """Mirrors ``SGD.update_step`` (every momentum style, with and without Nesterov)."""
     import torch
@@ -175,8 +183,8 @@ def adam(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> No
     thetas = [variable.value for variable in variables]
     m = _values(optimizer, optimizer.momentums, variables)
     v = _values(optimizer, optimizer.velocities, variables)
-    torch._foreach_add_(m, torch._foreach_mul(torch._foreach_sub(grads, m), 1 - optimizer.beta_1))
-    torch._foreach_add_(v, torch._foreach_mul(torch._foreach_sub(torch._foreach_mul(grads, grads), v), 1 - optimizer.beta_2))
+    _moving_average_(m, grads, optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
+    _moving_average_(v, torch._foreach_mul(grads, grads), optimizer.beta_2)  # v ← β₂·v + (1 − β₂)·g²
     if optimizer.amsgrad:
         v_max = _values(optimizer, optimizer.velocity_maxima, variables)
         torch._foreach_maximum_(v_max, v)  # NaN propagates, as in elementwise.maximum
@@ -208,8 +216,8 @@ def nadam(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> N
     thetas = [variable.value for variable in variables]
     m = _values(optimizer, optimizer.momentums, variables)
     v = _values(optimizer, optimizer.velocities, variables)
-    torch._foreach_add_(m, torch._foreach_mul(torch._foreach_sub(grads, m), 1 - optimizer.beta_1))
-    torch._foreach_add_(v, torch._foreach_mul(torch._foreach_sub(torch._foreach_mul(grads, grads), v), 1 - optimizer.beta_2))
+    _moving_average_(m, grads, optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
+    _moving_average_(v, torch._foreach_mul(grads, grads), optimizer.beta_2)  # v ← β₂·v + (1 − β₂)·g²
     m_hat = torch._foreach_add(
         torch._foreach_div(torch._foreach_mul(m, mu_next), 1 - mu_product_next),
         torch._foreach_div(torch._foreach_mul(grads, 1 - mu_t), 1 - mu_product),
@@ -265,7 +273,7 @@ def adamax(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> 
     thetas = [variable.value for variable in variables]
     m = _values(optimizer, optimizer.momentums, variables)
     u = _values(optimizer, optimizer.norms, variables)
-    torch._foreach_add_(m, torch._foreach_mul(torch._foreach_sub(grads, m), 1 - optimizer.beta_1))
+    _moving_average_(m, grads, optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
     torch._foreach_mul_(u, optimizer.beta_2)
     torch._foreach_maximum_(u, torch._foreach_abs(grads))  # u ← max(β₂·u, |g|)
     denominators = torch._foreach_mul(torch._foreach_add(u, optimizer.epsilon), 1 - beta_1_power)
