@@ -9,12 +9,13 @@ a four-variable MLP pays it some sixty times. Keras's own PyTorch optimisers
 ``torch._foreach_*``) do the same for exactly the nine classes here; without it the lab's twins
 were 1.2-1.4x slower per training step than the built-ins they mirror, on PyTorch only.
 
-Each rule ``rule(optimizer, grads, variables, learning_rate)`` mirrors one ``update_step``
-operation for operation (the same operations on the same values in the same order, the scalars
-built the same way), so the two agree to the last bit in float32; the ``update_step`` stays the
-documented reference. Where ``keras.ops`` on PyTorch rounds to float32 in a float64 step (a
-Python float it is given, ``ops.maximum``: see ``lab.optimizers.elementwise``) the rule keeps
-float64, so in float64 the two agree to about 1e-8 (relatively) instead.
+Each rule ``rule(optimizer, grads, variables, learning_rate)`` computes the update of one
+``update_step`` for every variable at once, in the fused forms Keras's own PyTorch optimizers use
+(``lerp`` for a moving average, ``addcmul``/``addcdiv`` for a product or quotient added in place,
+in-place temporaries, the step's scalars as Python numbers): each is a different rounding of the
+same arithmetic, so a rule agrees with its ``update_step`` to float32 rounding (about 1e-7
+relatively per step; the tests check 1e-6 over several steps), and the ``update_step`` stays the
+documented reference.
 
 ``MultiTensorUpdate``, a mixin placed before ``keras.optimizers.Optimizer``, routes
 ``_backend_update_step`` to the rule only on PyTorch, outside a ``StatelessScope``, and only
@@ -90,191 +91,200 @@ def _values(optimizer: Any, slots: list, variables: list) -> list:
     return [slots[optimizer._get_variable_index(variable)].value for variable in variables]
 
 
-def _moving_average_(averages: list, values: list, beta: float) -> None:
-    """``a ← a + (x − a)·(1 − β)`` in place: the moment updates of Adam, Nadam and Adamax, in the
-    form their ``update_step`` writes them."""
-    import torch
+def _scalar(value: Any, dtype: Any) -> float:
+    """``value`` rounded to ``dtype`` as ``update_step`` rounds it, as a Python number (the
+    ``alpha``/``value``/``weight`` arguments of the fused kernels take numbers, not tensors)."""
+    return ops.cast(value, dtype).item()
 
-    torch._foreach_add_(averages, torch._foreach_mul(torch._foreach_sub(values, averages), 1 - beta))
+
+def _step_number(optimizer: Any) -> int:
+    """``t``, the 1-based number of the step being taken."""
+    iterations = optimizer.iterations  # a variable, or a tensor inside the base class's ``cond``
+    return int(getattr(iterations, "value", iterations).item()) + 1
 
 
 def sgd(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``SGD.update_step`` (every momentum style, with and without Nesterov)."""
+    """``SGD.update_step`` (every momentum style, with and without Nesterov)."""
     import torch
 
-    dtype = variables[0].dtype
-    lr = ops.cast(learning_rate, dtype)
+    lr = _scalar(learning_rate, variables[0].dtype)
+    beta = optimizer.momentum
     thetas = [variable.value for variable in variables]
-    scaled = torch._foreach_mul(grads, lr)  # g·lr
-    if optimizer.momentum == 0:
-        torch._foreach_sub_(thetas, scaled)
+    if beta == 0:
+        torch._foreach_add_(thetas, grads, alpha=-lr)  # θ ← θ − lr·g
         return
-    beta = ops.convert_to_tensor(optimizer.momentum, dtype)
     v = _values(optimizer, optimizer.velocities, variables)
     if optimizer.momentum_style == "keras":
         torch._foreach_mul_(v, beta)
-        torch._foreach_sub_(v, scaled)  # v ← β·v − lr·g
+        torch._foreach_add_(v, grads, alpha=-lr)  # v ← β·v − lr·g
         if optimizer.nesterov:
-            torch._foreach_add_(thetas, torch._foreach_sub(torch._foreach_mul(v, beta), scaled))
+            torch._foreach_add_(thetas, grads, alpha=-lr)
+            torch._foreach_add_(thetas, v, alpha=beta)  # θ ← θ + β·v − lr·g
         else:
-            torch._foreach_add_(thetas, v)
+            torch._foreach_add_(thetas, v)  # θ ← θ + v
         return
     if optimizer.momentum_style == "heavy_ball":
         torch._foreach_mul_(v, beta)
         torch._foreach_add_(v, grads)  # v ← β·v + g
-        step = torch._foreach_add(torch._foreach_mul(v, beta), grads) if optimizer.nesterov else v
+        step = torch._foreach_add(grads, v, alpha=beta) if optimizer.nesterov else v  # g + β·v
     else:  # "ema"
-        one_minus_beta = ops.convert_to_tensor(1.0 - optimizer.momentum, dtype)
-        damped = torch._foreach_mul(grads, one_minus_beta)  # (1 − β)·g
-        torch._foreach_mul_(v, beta)
-        torch._foreach_add_(v, damped)  # v ← β·v + (1 − β)·g
-        step = torch._foreach_add(torch._foreach_mul(v, beta), damped) if optimizer.nesterov else v
-    torch._foreach_sub_(thetas, torch._foreach_mul(step, lr))
+        torch._foreach_lerp_(v, grads, 1.0 - beta)  # v ← β·v + (1 − β)·g
+        step = torch._foreach_lerp(grads, v, beta) if optimizer.nesterov else v  # β·v + (1 − β)·g
+    torch._foreach_add_(thetas, step, alpha=-lr)  # θ ← θ − lr·step
 
 
 def adagrad(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``Adagrad.update_step``."""
+    """``Adagrad.update_step``."""
     import torch
 
-    lr = ops.cast(learning_rate, variables[0].dtype)
+    lr = _scalar(learning_rate, variables[0].dtype)
     thetas = [variable.value for variable in variables]
     s = _values(optimizer, optimizer.accumulators, variables)
-    torch._foreach_add_(s, torch._foreach_mul(grads, grads))  # s ← s + g²
-    denominators = torch._foreach_sqrt(torch._foreach_add(s, optimizer.epsilon))
-    torch._foreach_sub_(thetas, torch._foreach_div(torch._foreach_mul(grads, lr), denominators))
+    torch._foreach_addcmul_(s, grads, grads)  # s ← s + g²
+    denominators = torch._foreach_add(s, optimizer.epsilon)
+    torch._foreach_sqrt_(denominators)
+    torch._foreach_addcdiv_(thetas, grads, denominators, value=-lr)  # θ ← θ − lr·g/√(s + ε)
 
 
 def rmsprop(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``RMSprop.update_step`` (plain, centred, with momentum)."""
+    """``RMSprop.update_step`` (plain, centred, with momentum)."""
     import torch
 
-    lr = ops.cast(learning_rate, variables[0].dtype)
+    lr = _scalar(learning_rate, variables[0].dtype)
     rho = optimizer.rho
     thetas = [variable.value for variable in variables]
     v = _values(optimizer, optimizer.velocities, variables)
     torch._foreach_mul_(v, rho)
-    torch._foreach_add_(v, torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - rho))  # v ← ρ·v + (1 − ρ)·g²
+    torch._foreach_addcmul_(v, grads, grads, value=1 - rho)  # v ← ρ·v + (1 − ρ)·g²
     if optimizer.centered:
         g_bar = _values(optimizer, optimizer.average_gradients, variables)
-        torch._foreach_mul_(g_bar, rho)
-        torch._foreach_add_(g_bar, torch._foreach_mul(grads, 1 - rho))  # ḡ ← ρ·ḡ + (1 − ρ)·g
-        denominators = torch._foreach_add(torch._foreach_sub(v, torch._foreach_mul(g_bar, g_bar)), optimizer.epsilon)
+        torch._foreach_lerp_(g_bar, grads, 1 - rho)  # ḡ ← ρ·ḡ + (1 − ρ)·g
+        denominators = torch._foreach_addcmul(v, g_bar, g_bar, value=-1)  # v − ḡ²
+        torch._foreach_add_(denominators, optimizer.epsilon)
     else:
         denominators = torch._foreach_add(v, optimizer.epsilon)
-    increments = torch._foreach_div(torch._foreach_mul(grads, lr), torch._foreach_sqrt(denominators))
+    torch._foreach_sqrt_(denominators)
     if optimizer.momentum > 0:
         m = _values(optimizer, optimizer.momentums, variables)
         torch._foreach_mul_(m, optimizer.momentum)
-        torch._foreach_add_(m, increments)  # m ← μ·m + Δ
+        torch._foreach_addcdiv_(m, grads, denominators, value=lr)  # m ← μ·m + lr·g/√(…)
         torch._foreach_sub_(thetas, m)
     else:
-        torch._foreach_sub_(thetas, increments)
+        torch._foreach_addcdiv_(thetas, grads, denominators, value=-lr)
+
+
+def _adam_moments_(optimizer: Any, grads: list, variables: list) -> tuple[list, list]:
+    """``m ← β₁·m + (1 − β₁)·g`` and ``v ← β₂·v + (1 − β₂)·g²`` in place; the two lists."""
+    import torch
+
+    m = _values(optimizer, optimizer.momentums, variables)
+    v = _values(optimizer, optimizer.velocities, variables)
+    torch._foreach_lerp_(m, grads, 1 - optimizer.beta_1)
+    torch._foreach_mul_(v, optimizer.beta_2)
+    torch._foreach_addcmul_(v, grads, grads, value=1 - optimizer.beta_2)
+    return m, v
 
 
 def adam(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``Adam.update_step`` (both ε placements, with and without AMSGrad; AdamW's too)."""
+    """``Adam.update_step`` (both ε placements, with and without AMSGrad; AdamW's too)."""
     import torch
 
     dtype = variables[0].dtype
-    lr = ops.cast(learning_rate, dtype)
-    t = ops.cast(optimizer.iterations + 1, dtype)
-    beta_1_power = ops.power(ops.convert_to_tensor(optimizer.beta_1, dtype), t)
-    beta_2_power = ops.power(ops.convert_to_tensor(optimizer.beta_2, dtype), t)
+    lr = _scalar(learning_rate, dtype)
+    t = _step_number(optimizer)
+    bias_1 = 1 - _scalar(optimizer.beta_1, dtype) ** t  # 1 − β₁ᵗ
+    bias_2 = 1 - _scalar(optimizer.beta_2, dtype) ** t  # 1 − β₂ᵗ
     thetas = [variable.value for variable in variables]
-    m = _values(optimizer, optimizer.momentums, variables)
-    v = _values(optimizer, optimizer.velocities, variables)
-    _moving_average_(m, grads, optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
-    _moving_average_(v, torch._foreach_mul(grads, grads), optimizer.beta_2)  # v ← β₂·v + (1 − β₂)·g²
+    m, v = _adam_moments_(optimizer, grads, variables)
     if optimizer.amsgrad:
         v_max = _values(optimizer, optimizer.velocity_maxima, variables)
         torch._foreach_maximum_(v_max, v)  # NaN propagates, as in elementwise.maximum
         v = v_max
+    denominators = torch._foreach_sqrt(v)
     if optimizer.epsilon_placement == "keras":
-        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        steps = torch._foreach_div(torch._foreach_mul(m, alpha), torch._foreach_add(torch._foreach_sqrt(v), optimizer.epsilon))
+        # θ ← θ − α·m/(√v + ε̂),  α = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)
+        torch._foreach_add_(denominators, optimizer.epsilon)
+        torch._foreach_addcdiv_(thetas, m, denominators, value=-lr * bias_2**0.5 / bias_1)
     else:
-        m_hat = torch._foreach_div(m, 1 - beta_1_power)
-        v_hat = torch._foreach_div(v, 1 - beta_2_power)
-        steps = torch._foreach_div(
-            torch._foreach_mul(m_hat, lr), torch._foreach_add(torch._foreach_sqrt(v_hat), optimizer.epsilon)
-        )
-    torch._foreach_sub_(thetas, steps)
+        # θ ← θ − lr·m̂/(√v̂ + ε),  m̂ = m/(1 − β₁ᵗ), √v̂ = √v/√(1 − β₂ᵗ)
+        torch._foreach_div_(denominators, bias_2**0.5)
+        torch._foreach_add_(denominators, optimizer.epsilon)
+        torch._foreach_addcdiv_(thetas, m, denominators, value=-lr / bias_1)
 
 
 def nadam(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``Nadam.update_step`` (``Π μ_i`` already advanced by ``Nadam._backend_update_step``)."""
+    """``Nadam.update_step`` (``Π μ_i`` already advanced by ``Nadam._backend_update_step``)."""
     import torch
 
     dtype = variables[0].dtype
-    lr = ops.cast(learning_rate, dtype)
-    t = ops.cast(optimizer.iterations + 1, dtype)
-    mu_t = optimizer._mu(t, dtype)
-    mu_next = optimizer._mu(t + 1, dtype)
-    mu_product = ops.cast(optimizer._u_product, dtype)
-    mu_product_next = mu_product * mu_next
-    beta_2_power = ops.power(ops.convert_to_tensor(optimizer.beta_2, dtype), t)
+    lr = _scalar(learning_rate, dtype)
+    t = _step_number(optimizer)
+    from lab.optimizers.nadam import MOMENTUM_DECAY  # here: nadam imports this module
+
+    beta_1 = _scalar(optimizer.beta_1, dtype)
+    mu_t = beta_1 * (1 - 0.5 * MOMENTUM_DECAY**t)  # μ_t = β₁·(1 − ½·0.96ᵗ)
+    mu_next = beta_1 * (1 - 0.5 * MOMENTUM_DECAY ** (t + 1))
+    mu_product = _scalar(optimizer._u_product, dtype)  # Π_{i≤t} μ_i
+    mu_product_next = mu_product * mu_next  # Π_{i≤t+1} μ_i
+    bias_2 = 1 - _scalar(optimizer.beta_2, dtype) ** t
     thetas = [variable.value for variable in variables]
-    m = _values(optimizer, optimizer.momentums, variables)
-    v = _values(optimizer, optimizer.velocities, variables)
-    _moving_average_(m, grads, optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
-    _moving_average_(v, torch._foreach_mul(grads, grads), optimizer.beta_2)  # v ← β₂·v + (1 − β₂)·g²
-    m_hat = torch._foreach_add(
-        torch._foreach_div(torch._foreach_mul(m, mu_next), 1 - mu_product_next),
-        torch._foreach_div(torch._foreach_mul(grads, 1 - mu_t), 1 - mu_product),
-    )
-    v_hat = torch._foreach_div(v, 1 - beta_2_power)
-    steps = torch._foreach_div(torch._foreach_mul(m_hat, lr), torch._foreach_add(torch._foreach_sqrt(v_hat), optimizer.epsilon))
-    torch._foreach_sub_(thetas, steps)
+    m, v = _adam_moments_(optimizer, grads, variables)
+    # m̂ = μ_{t+1}·m/(1 − Π_{i≤t+1} μ_i) + (1 − μ_t)·g/(1 − Π_{i≤t} μ_i)
+    m_hat = torch._foreach_mul(m, mu_next / (1 - mu_product_next))
+    torch._foreach_add_(m_hat, grads, alpha=(1 - mu_t) / (1 - mu_product))
+    denominators = torch._foreach_sqrt(v)
+    torch._foreach_div_(denominators, bias_2**0.5)  # √v̂
+    torch._foreach_add_(denominators, optimizer.epsilon)
+    torch._foreach_addcdiv_(thetas, m_hat, denominators, value=-lr)  # θ ← θ − lr·m̂/(√v̂ + ε)
 
 
 def lion(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``Lion.update_step``."""
+    """``Lion.update_step``."""
     import torch
 
-    dtype = variables[0].dtype
-    lr = ops.cast(learning_rate, dtype)
-    beta_1 = ops.convert_to_tensor(optimizer.beta_1, dtype)
-    beta_2 = ops.convert_to_tensor(optimizer.beta_2, dtype)
+    lr = _scalar(learning_rate, variables[0].dtype)
     thetas = [variable.value for variable in variables]
     m = _values(optimizer, optimizer.momentums, variables)
-    c = torch._foreach_add(torch._foreach_mul(m, beta_1), torch._foreach_mul(grads, 1.0 - beta_1))
-    torch._foreach_sub_(thetas, torch._foreach_mul(torch._foreach_sign(c), lr))  # θ ← θ − lr·sign(c)
-    torch._foreach_mul_(m, beta_2)
-    torch._foreach_add_(m, torch._foreach_mul(grads, 1.0 - beta_2))  # m ← β₂·m + (1 − β₂)·g
+    c = torch._foreach_lerp(m, grads, 1.0 - optimizer.beta_1)  # c = β₁·m + (1 − β₁)·g
+    torch._foreach_sign_(c)
+    torch._foreach_add_(thetas, c, alpha=-lr)  # θ ← θ − lr·sign(c)
+    torch._foreach_lerp_(m, grads, 1.0 - optimizer.beta_2)  # m ← β₂·m + (1 − β₂)·g
 
 
 def adadelta(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``Adadelta.update_step``."""
+    """``Adadelta.update_step``."""
     import torch
 
-    lr = ops.cast(learning_rate, variables[0].dtype)
-    rho = optimizer.rho
+    lr = _scalar(learning_rate, variables[0].dtype)
+    rho, epsilon = optimizer.rho, optimizer.epsilon
     thetas = [variable.value for variable in variables]
     squared_gradients = _values(optimizer, optimizer.squared_gradient_averages, variables)
     squared_updates = _values(optimizer, optimizer.squared_update_averages, variables)
     torch._foreach_mul_(squared_gradients, rho)
-    torch._foreach_add_(squared_gradients, torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - rho))
-    rms_update = torch._foreach_sqrt(torch._foreach_add(squared_updates, optimizer.epsilon))
-    rms_gradient = torch._foreach_sqrt(torch._foreach_add(squared_gradients, optimizer.epsilon))
-    delta = torch._foreach_neg(torch._foreach_div(torch._foreach_mul(rms_update, grads), rms_gradient))
+    torch._foreach_addcmul_(squared_gradients, grads, grads, value=1 - rho)  # E[g²] ← ρ·E[g²] + (1 − ρ)·g²
+    rms_update = torch._foreach_add(squared_updates, epsilon)
+    torch._foreach_sqrt_(rms_update)
+    rms_gradient = torch._foreach_add(squared_gradients, epsilon)
+    torch._foreach_sqrt_(rms_gradient)
+    minus_delta = torch._foreach_mul(rms_update, grads)
+    torch._foreach_div_(minus_delta, rms_gradient)  # −Δθ = g·√(E[Δθ²] + ε)/√(E[g²] + ε)
     torch._foreach_mul_(squared_updates, rho)
-    torch._foreach_add_(squared_updates, torch._foreach_mul(torch._foreach_mul(delta, delta), 1 - rho))
-    torch._foreach_add_(thetas, torch._foreach_mul(delta, lr))  # θ ← θ + lr·Δθ
+    torch._foreach_addcmul_(squared_updates, minus_delta, minus_delta, value=1 - rho)
+    torch._foreach_add_(thetas, minus_delta, alpha=-lr)  # θ ← θ + lr·Δθ
 
 
 def adamax(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> None:
-    """Mirrors ``Adamax.update_step``."""
+    """``Adamax.update_step``."""
     import torch
 
     dtype = variables[0].dtype
-    lr = ops.cast(learning_rate, dtype)
-    t = ops.cast(optimizer.iterations + 1, dtype)
-    beta_1_power = ops.power(ops.convert_to_tensor(optimizer.beta_1, dtype), t)
+    lr = _scalar(learning_rate, dtype)
+    bias_1 = 1 - _scalar(optimizer.beta_1, dtype) ** _step_number(optimizer)
     thetas = [variable.value for variable in variables]
     m = _values(optimizer, optimizer.momentums, variables)
     u = _values(optimizer, optimizer.norms, variables)
-    _moving_average_(m, grads, optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
+    torch._foreach_lerp_(m, grads, 1 - optimizer.beta_1)  # m ← β₁·m + (1 − β₁)·g
     torch._foreach_mul_(u, optimizer.beta_2)
     torch._foreach_maximum_(u, torch._foreach_abs(grads))  # u ← max(β₂·u, |g|)
-    denominators = torch._foreach_mul(torch._foreach_add(u, optimizer.epsilon), 1 - beta_1_power)
-    torch._foreach_sub_(thetas, torch._foreach_div(torch._foreach_mul(m, lr), denominators))
+    denominators = torch._foreach_add(u, optimizer.epsilon)
+    torch._foreach_addcdiv_(thetas, m, denominators, value=-lr / bias_1)  # θ ← θ − lr·m/((u + ε)(1 − β₁ᵗ))

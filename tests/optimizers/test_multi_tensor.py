@@ -5,9 +5,10 @@ not get it.
 
 The per-variable side is the same class with ``update_step`` overridden by one that only calls
 the class's own (``per_variable``), which is exactly what routes a subclass away from the rule.
-Both sides run in float32; the rules mirror ``update_step`` operation for operation, so they are
-expected to agree to the last bit, and are checked to ``rtol = 1e-6`` (plus ``atol = 1e-7`` for
-coordinates near zero).
+Both sides run in float32; the rules compute the same arithmetic in fused kernels (``lerp``,
+``addcmul``, ``addcdiv``), a different rounding, so they are checked to float32 rounding over the
+run: ``rtol = 1e-6`` plus ``atol = 1e-6·max|θ|`` of the trajectory (a coordinate that crosses
+zero has no useful relative error).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ pytestmark = [
 ]
 
 STEPS = 6
-RTOL, ATOL = 1e-6, 1e-7
+RTOL = 1e-6
 
 # (class, constructor arguments): every option each rule implements
 CASES: list[tuple[type, dict[str, Any]]] = [
@@ -134,12 +135,16 @@ def gradients(variables: list[keras.Variable], step: int, dtype: str | None = No
 
 
 def run(optimizer: keras.optimizers.Optimizer, dtypes: tuple[str, ...] = ("float32",) * 3,
-        gradient_dtype: str | None = None, scale: float = 1.0) -> list[np.ndarray]:
-    """``STEPS`` eager ``apply`` calls; the weights after each step, stacked per variable."""
+        gradient_dtype: str | None = None, scale: float = 1.0, frozen: bool = False) -> list[np.ndarray]:
+    """``STEPS`` eager ``apply`` calls; the weights after each step, stacked per variable.
+    ``frozen``: the gradients at the initial weights, not the current ones, so that two runs get
+    the same gradients even where they are rounded coarsely (float16), which would otherwise
+    amplify a last-bit difference of the weights into a float16 rounding step of the gradient."""
     variables = weights(dtypes)
+    initial = weights(dtypes)
     trajectory = []
     for step in range(STEPS):
-        grads = [g * scale for g in gradients(variables, step, gradient_dtype)]
+        grads = [g * scale for g in gradients(initial if frozen else variables, step, gradient_dtype)]
         optimizer.apply(grads, variables)
         trajectory.append([np.array(v.numpy(), dtype=np.float64) for v in variables])
     return [np.stack(per_step) for per_step in zip(*trajectory)]
@@ -149,7 +154,7 @@ def assert_same(fast: list[np.ndarray], reference: list[np.ndarray], label: str)
     moved = max(np.abs(f[-1] - w).max() for f, w in zip(fast, [np.array(v.numpy()) for v in weights()]))
     assert moved > 1e-3, f"{label}: the run must move the weights"
     for f, r in zip(fast, reference):
-        np.testing.assert_allclose(f, r, rtol=RTOL, atol=ATOL, err_msg=label)
+        np.testing.assert_allclose(f, r, rtol=RTOL, atol=RTOL * np.abs(r).max(), err_msg=label)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -190,8 +195,8 @@ def test_gradients_are_cast_to_the_variable_dtype(cls, gradient_dtype):
     """float64 or float16 gradients for float32 weights: cast first, as update_step casts them
     (uncast, float16 gradients would pull the step's arithmetic down to float16)."""
     arguments = TYPICAL[cls]
-    fast = run(cls(**arguments), gradient_dtype=gradient_dtype)
-    reference = run(per_variable(cls)(**arguments), gradient_dtype=gradient_dtype)
+    fast = run(cls(**arguments), gradient_dtype=gradient_dtype, frozen=True)
+    reference = run(per_variable(cls)(**arguments), gradient_dtype=gradient_dtype, frozen=True)
     assert_same(fast, reference, f"{cls.__name__}, {gradient_dtype} gradients")
 
 
@@ -204,7 +209,7 @@ def test_variables_of_two_dtypes(cls):
     reference = run(per_variable(cls)(**arguments), dtypes=dtypes)
     for f, r, dtype in zip(fast, reference, dtypes):
         # float16 rounds at ~1e-3; the two paths round the same operations, so they agree there too
-        tolerance = (RTOL, ATOL) if dtype == "float32" else (1e-3, 1e-3)
+        tolerance = (RTOL, RTOL * np.abs(r).max()) if dtype == "float32" else (1e-3, 1e-3)
         np.testing.assert_allclose(f, r, rtol=tolerance[0], atol=tolerance[1], err_msg=f"{cls.__name__} {dtype}")
 
 
