@@ -185,4 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from experiments.cli import prefer_jax_backend
+
+    prefer_jax_backend()  # the parent only reads the registry; JAX imports without TensorFlow's chatter
     sys.exit(main())
