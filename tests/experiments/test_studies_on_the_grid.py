@@ -66,11 +66,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def _run(name: str, *args) -> None:
-    done = subprocess.run(_command(name, *args), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 def _numbers(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path)
     return frame.drop(columns=[column for column in ("seconds",) if column in frame])
@@ -81,14 +76,19 @@ def _assert_same_files(study: Study, expected: Path, actual: Path) -> None:
         pd.testing.assert_frame_equal(_numbers(expected / name), _numbers(actual / name), obj=name)
 
 
+def _run_here(name: str, *args) -> None:
+    """The command in this process: one TensorFlow start less where the process is not what is tested."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(importlib.import_module(f"experiments.{name}").main, list(map(str, args)))
+    assert exit_info.value.code == 0
+
+
 @pytest.fixture(scope="module")
 def reference(request, tmp_path_factory) -> tuple[str, Path]:
-    """The uninterrupted --jobs 1 run, in this process (one TensorFlow start less per study)."""
+    """The uninterrupted --jobs 1 run."""
     name = request.param
     out = tmp_path_factory.mktemp(name) / "reference"
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(importlib.import_module(f"experiments.{name}").main, [*STUDIES[name].arguments, *QUIET, "--out", str(out)])
-    assert exit_info.value.code == 0
+    _run_here(name, *STUDIES[name].arguments, *QUIET, "--out", out)
     return name, out
 
 
@@ -103,7 +103,7 @@ PARALLEL = ("gd_variants", "weight_decay")
 def test_two_jobs_give_the_numbers_of_one(reference, tmp_path):
     name, expected = reference
     study = STUDIES[name]
-    _run(name, *study.arguments, *QUIET, "--jobs", "2", "--out", tmp_path / "parallel")
+    _run_here(name, *study.arguments, *QUIET, "--jobs", "2", "--out", tmp_path / "parallel")  # spawns its workers
     _assert_same_files(study, expected, tmp_path / "parallel")
     arguments = json.loads((tmp_path / "parallel" / "run.json").read_text())["arguments"]
     assert arguments[arguments.index("--jobs") + 1] == "2"
@@ -129,6 +129,6 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_files(reference, 
     pd.testing.assert_frame_equal(partial[labels].drop_duplicates().reset_index(drop=True),
                                   finished.reset_index(drop=True))
 
-    _run(name, "--resume", out, "--no-progress")
+    _run_here(name, "--resume", out, "--no-progress")  # the process that was killed is the subprocess
     _assert_same_files(study, expected, out)
     assert not (out / "checkpoints").exists()
