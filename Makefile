@@ -32,15 +32,15 @@ test: test-tensorflow test-jax test-torch
 
 # pytest exits 5 when it selects no test; that is not a failure of the suite.
 test-tensorflow: mnist
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(WORKERS) tests || [ $$? -eq 5 ]
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(WORKERS) --dist loadgroup tests || [ $$? -eq 5 ]
 
 test-jax: mnist
-	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) -m backend_agnostic tests || [ $$? -eq 5 ]
+	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic tests || [ $$? -eq 5 ]
 
 # On PyTorch: what the lab's optimisers, schedules and callbacks promise on every backend
 TORCH_TESTS ?= tests/optimizers tests/schedules tests/callbacks
 test-torch: mnist
-	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) -m backend_agnostic $(TORCH_TESTS) || [ $$? -eq 5 ]
+	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic $(TORCH_TESTS) || [ $$? -eq 5 ]
 
 bench: mnist
 	$(PY) -m benchmarks.optimizer_step

@@ -39,6 +39,13 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(_command(*args), cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=600)
 
 
+def _run_here(*args) -> None:
+    """The command in this process: one TensorFlow start less where the process is not what is tested."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(compare_optimizers.main, list(map(str, args)))
+    assert exit_info.value.code == 0
+
+
 def _last_line(stderr: str) -> str:
     """The message, after any start-up chatter TensorFlow's C++ logging prints first."""
     return stderr.strip().splitlines()[-1]
@@ -118,15 +125,16 @@ def test_quick_run_writes_every_output(tmp_path):
 # --- determinism, divergence, resume after SIGKILL -----------------------------------------------
 
 
-@pytest.fixture(scope="module")
+# session, not module: a module fixture is made again whenever a worker returns to the module
+@pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "run"
-    done = _run(*SMALL, "--out", out)
-    assert done.returncode == 0, done.stderr
+    _run_here(*SMALL, "--out", out)
     return out
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("compare_reference_run")  # on one worker, which computes the reference run once
 def test_divergence_is_a_result_and_the_other_runs_carry_on(reference_run):
     frame = pd.read_csv(reference_run / "results.csv")
     sgd = frame[frame["optimizer"] == "sgd:learning_rate=10"]
@@ -142,6 +150,7 @@ def test_divergence_is_a_result_and_the_other_runs_carry_on(reference_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("compare_reference_run")
 def test_the_same_seeds_give_the_same_numbers(reference_run, tmp_path):
     done = _run(*SMALL, "--out", tmp_path / "again")
     assert done.returncode == 0, done.stderr
@@ -149,9 +158,9 @@ def test_the_same_seeds_give_the_same_numbers(reference_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("compare_reference_run")
 def test_runs_in_two_processes_give_the_same_files(reference_run, tmp_path):
-    done = _run(*SMALL, "--out", tmp_path / "parallel", "--jobs", "2")
-    assert done.returncode == 0, done.stderr
+    _run_here(*SMALL, "--out", tmp_path / "parallel", "--jobs", "2")  # spawns its workers
     pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(tmp_path / "parallel" / "results.csv"))
     pd.testing.assert_frame_equal(
         pd.read_csv(reference_run / "boundaries.csv"), pd.read_csv(tmp_path / "parallel" / "boundaries.csv")
@@ -159,6 +168,7 @@ def test_runs_in_two_processes_give_the_same_files(reference_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("compare_reference_run")
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(reference_run, tmp_path):
     out = tmp_path / "killed"
     process = subprocess.Popen(_command(*SMALL, "--out", out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -170,8 +180,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(reference_run, 
     partial = pd.read_csv(out / "results.csv")
     assert set(partial["optimizer"]) == {"sgd:learning_rate=10", "adam"}  # finished runs only
 
-    resumed = _run("--resume", out, "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
+    _run_here("--resume", out, "--no-progress")  # the process that was killed is the subprocess
     pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
     assert not (out / "checkpoints").exists()
     assert (out / "report.md").is_file()
@@ -251,6 +260,7 @@ def test_resume_takes_its_settings_from_the_folder(tmp_path, capsys):
     assert code == 2 and "drop --epochs" in err
 
 
+@pytest.mark.xdist_group("compare_reference_run")
 def test_an_existing_run_is_not_overwritten(reference_run, capsys):
     code, err = _in_process(["--out", str(reference_run)], capsys)
     assert code == 2 and "already holds a run; use --resume" in err

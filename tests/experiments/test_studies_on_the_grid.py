@@ -83,7 +83,8 @@ def _run_here(name: str, *args) -> None:
     assert exit_info.value.code == 0
 
 
-@pytest.fixture(scope="module")
+# session, not module: a module fixture is made again whenever a worker returns to the module
+@pytest.fixture(scope="session")
 def reference(request, tmp_path_factory) -> tuple[str, Path]:
     """The uninterrupted --jobs 1 run."""
     name = request.param
@@ -98,8 +99,13 @@ def reference(request, tmp_path_factory) -> tuple[str, Path]:
 PARALLEL = ("gd_variants", "weight_decay")
 
 
+def _on_one_worker(name: str):
+    """The parameter ``name``, its tests on one worker (``--dist loadgroup``): one reference run per study."""
+    return pytest.param(name, marks=pytest.mark.xdist_group(f"study_{name}"), id=name)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("reference", PARALLEL, indirect=True)
+@pytest.mark.parametrize("reference", [_on_one_worker(name) for name in PARALLEL], indirect=True)
 def test_two_jobs_give_the_numbers_of_one(reference, tmp_path):
     name, expected = reference
     study = STUDIES[name]
@@ -110,7 +116,7 @@ def test_two_jobs_give_the_numbers_of_one(reference, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("reference", sorted(STUDIES), indirect=True)
+@pytest.mark.parametrize("reference", [_on_one_worker(name) for name in sorted(STUDIES)], indirect=True)
 def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_files(reference, tmp_path):
     name, expected = reference
     study = STUDIES[name]

@@ -37,8 +37,11 @@ def _env() -> dict:
     return env
 
 
-def _run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(*args), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+def _run_here(*args) -> None:
+    """The command in this process: one TensorFlow start less where the process is not what is tested."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(compare_optimizers.main, list(map(str, args)))
+    assert exit_info.value.code == 0
 
 
 def _numbers(path: Path) -> pd.DataFrame:
@@ -55,11 +58,11 @@ def _best_by_the_rule(tuning_frame: pd.DataFrame, optimizer: str) -> pd.Series:
     return rows.sort_values(["val_accuracy", "trial"], ascending=[False, True]).iloc[0]
 
 
-@pytest.fixture(scope="module")
+# session, not module: a module fixture is made again whenever a worker returns to the module
+@pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tuning") / "reference"
-    done = _run(*SMALL, "--out", out)
-    assert done.returncode == 0, done.stderr
+    _run_here(*SMALL, "--out", out)
     return out
 
 
@@ -67,6 +70,7 @@ def reference_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tuning_reference_run")  # on one worker, which computes the reference run once
 def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
     out = reference_run
     trials = pd.read_csv(out / "tuning.csv")
@@ -131,12 +135,12 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
     # --replot re-makes the summary from the files alone
     before = pd.read_csv(out / "summary.csv")
     (out / "summary.csv").unlink()
-    replot = _run("--replot", out)
-    assert replot.returncode == 0, replot.stderr
+    _run_here("--replot", out)
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), before)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tuning_reference_run")
 def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_results(reference_run, tmp_path):
     out = tmp_path / "killed"
     process = subprocess.Popen(_command(*SMALL, "--no-tensorboard", "--out", out), cwd=ROOT, env=_env(),
@@ -150,8 +154,7 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
     assert [trial.user_attrs["index"] for trial in running] == [1]
     assert not (out / "tuning.csv").exists()
 
-    resumed = _run("--resume", out, "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
+    _run_here("--resume", out, "--no-progress")  # the process that was killed is the subprocess
     pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(out / "tuning.csv"))
     pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
     adam = _study(url, "adam").get_trials()
@@ -165,6 +168,7 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tuning_reference_run")
 def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(reference_run, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     processes = [
@@ -194,11 +198,11 @@ def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(r
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tuning_reference_run")
 def test_nothing_that_selects_reads_the_test_split(reference_run, tmp_path):
     poisoned = list(SMALL)
     poisoned[poisoned.index("moons")] = "tests.experiments.tuning_problems:POISONED"
-    done = _run(*poisoned, "--no-tensorboard", "--out", tmp_path / "poisoned")
-    assert done.returncode == 0, done.stderr
+    _run_here(*poisoned, "--no-tensorboard", "--out", tmp_path / "poisoned")
     pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(tmp_path / "poisoned" / "tuning.csv"))
     clean, dirty = _numbers(reference_run / "results.csv"), _numbers(tmp_path / "poisoned" / "results.csv")
     scored = [c for c in clean.columns if c.startswith("test_")]
@@ -220,9 +224,8 @@ def test_tune_by_finder_uses_the_range_tests_rate_and_reports_its_steps(tmp_path
     from lab.registry import build_optimizer
 
     out = tmp_path / "finder"
-    done = _run("--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "3", "--seeds", "1",
-                "--tune-by", "finder", "--no-progress", "--no-tensorboard", "--out", out)
-    assert done.returncode == 0, done.stderr
+    _run_here("--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "3", "--seeds", "1",
+              "--tune-by", "finder", "--no-progress", "--no-tensorboard", "--out", out)
     trials = pd.read_csv(out / "tuning.csv")
     assert trials["optimizer"].tolist() == ["sgd", "adam"] and (trials["trial"] == 0).all()
     assert trials["steps"].between(10, tuning.FINDER_STEPS).all()
@@ -248,9 +251,8 @@ def test_tune_by_finder_uses_the_range_tests_rate_and_reports_its_steps(tmp_path
 @pytest.mark.slow
 def test_pruned_trials_stop_early_and_count_against_the_budget(tmp_path):
     out = tmp_path / "pruned"
-    done = _run("--problems", "moons", "--optimizers", "sgd", "--epochs", "5", "--seeds", "1", "--tune", "5",
-                "--prune", "--no-progress", "--no-tensorboard", "--out", out)
-    assert done.returncode == 0, done.stderr
+    _run_here("--problems", "moons", "--optimizers", "sgd", "--epochs", "5", "--seeds", "1", "--tune", "5",
+              "--prune", "--no-progress", "--no-tensorboard", "--out", out)
     trials = pd.read_csv(out / "tuning.csv")
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pruned = trials[trials["status"] == "pruned"]
