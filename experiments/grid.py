@@ -232,15 +232,26 @@ class _Store:
         return list(zip(*columns)) if columns else [()] * len(frame)
 
     def add(self, trial: Trial, rows: pd.DataFrame, extras: Mapping[str, pd.DataFrame]) -> None:
+        self.add_all([(trial, rows, extras)])
+
+    def add_all(self, finished: Sequence[tuple[Trial, pd.DataFrame, Mapping[str, pd.DataFrame]]]) -> None:
+        """The rows and extras of trials that finished together (a vectorised group), each file
+        written once."""
+        keys = {trial.key for trial, _, _ in finished}
+        names = list(dict.fromkeys(name for _, _, extras in finished for name in extras))
         # extras first: the results file is what marks a trial done
-        for name, frame in [*extras.items(), (self.results_file, rows)]:
+        for name in [*names, self.results_file]:
+            frames = [rows if name == self.results_file else extras[name]
+                      for _, rows, extras in finished if name == self.results_file or name in extras]
             previous = self.frames.get(name)
             if previous is not None and not previous.empty:  # drop what a killed earlier attempt wrote
-                previous = previous[[key != trial.key for key in self._keys(previous)]]
-            both = frame if previous is None or previous.empty else pd.concat([previous, frame], ignore_index=True)
-            self.frames[name] = self._in_trial_order(both)
+                previous = previous[[key not in keys for key in self._keys(previous)]]
+                if not previous.empty:
+                    frames.insert(0, previous)
+            self.frames[name] = self._in_trial_order(pd.concat(frames, ignore_index=True))
             write_csv_atomic(self.out / name, self.frames[name])
-        shutil.rmtree(self.out / CHECKPOINTS / trial.folder, ignore_errors=True)
+        for trial, _, _ in finished:
+            shutil.rmtree(self.out / CHECKPOINTS / trial.folder, ignore_errors=True)
 
     def _in_trial_order(self, frame: pd.DataFrame) -> pd.DataFrame:
         # a stable sort by trial: rows of one trial keep their order
@@ -328,9 +339,8 @@ def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, d
                 groups.pop(member.key)
             trained = _train_group(group, total, data, out, progress, tensorboard, after)
             if trained is not None:
-                for (_, member), (rows, extras) in zip(group, trained):
-                    store.add(member, rows, extras)
-                    finished.add(member.key)
+                store.add_all([(member, rows, extras) for (_, member), (rows, extras) in zip(group, trained)])
+                finished.update(member.key for _, member in group)
                 continue
         label = f"[{index}/{total}] {trial.description}"
         with tqdm(total=trial.epochs_to_run, desc=label, unit="epoch", disable=not progress, file=sys.stderr) as bar:

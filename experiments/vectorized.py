@@ -560,7 +560,9 @@ class _Program:
         import jax.numpy as jnp
 
         def stack(per_run):
-            return [jnp.stack([jnp.asarray(values[j]) for values in per_run]) for j in range(len(per_run[0]))]
+            # stacked on the host and put on the device once: jnp.stack would compile a program for
+            # every shape of variable
+            return [jnp.asarray(np.stack([np.asarray(values[j]) for values in per_run])) for j in range(len(per_run[0]))]
 
         runs = self.runs
         trainable = stack([[v.value for v in run.model.trainable_variables] for run in runs])
