@@ -71,13 +71,16 @@ def boundary_rows(trial: Trial, model, data) -> dict[str, pd.DataFrame] | None:
     """Moons, first seed: P(class 1) of the trained model on a grid around the data."""
     if trial.problem.name != "moons" or trial.seed != 0:
         return None
+    from lab.callbacks.averaged_weights import evaluated_weights_in
+
     x = np.concatenate([data.x_train, data.x_test])
     low, high = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
     xs = np.linspace(low[0], high[0], BOUNDARY_GRID, dtype=np.float32)
     ys = np.linspace(low[1], high[1], BOUNDARY_GRID, dtype=np.float32)
     grid_x, grid_y = np.meshgrid(xs, ys)
     points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
-    probability = model.predict(points, batch_size=len(points), verbose=0)[:, 1]
+    with evaluated_weights_in(model):  # a schedule-free optimiser's averaged iterate
+        probability = model.predict(points, batch_size=len(points), verbose=0)[:, 1]
     frame = pd.DataFrame({"x": points[:, 0], "y": points[:, 1], "probability": probability.astype(np.float64)})
     return {BOUNDARIES_FILE: frame}
 

@@ -23,6 +23,12 @@ together as one compiled program (``experiments.vectorized``), with the rows, ch
 TensorBoard runs (written from the rows) of one run per trial; ``vectorize=False``
 (``--no-vectorize``) trains every trial alone with ``train_run``. Everything else takes that path.
 
+**Averaged iterates.** A trial whose optimiser is evaluated at an averaged iterate of its own
+(schedule-free AdamW and SGD: ``evaluation_weights``) is validated there, through
+``lab.callbacks.AveragedWeights`` (on the ``fit`` path); ``after`` gets the model at its trained
+weights, and scores it where it is evaluated inside
+``lab.callbacks.averaged_weights.evaluated_weights_in(model)``.
+
 ``jobs > 1`` trains that many trials at a time in spawned processes (the numbers are those of
 ``jobs=1``: trials are independent and seeded). ``distributed`` (``lab.distribution``) trains each
 trial on all devices instead; on a multi-worker cluster only the chief keeps the outputs.
@@ -153,6 +159,7 @@ def train_trial(trial: Trial, split, out: Path, *, tensorboard: bool = True, on_
     import keras
 
     from experiments.training import train_run
+    from lab.callbacks.averaged_weights import AveragedWeights, keeps_averaged_iterate
     from lab.distribution import make_strategy
 
     keras.backend.clear_session()
@@ -162,6 +169,9 @@ def train_trial(trial: Trial, split, out: Path, *, tensorboard: bool = True, on_
         optimizer = build_optimizer(trial)
         model = (trial.model or trial.problem.model)(trial.seed)
         batch_size = trial.batch_size or trial.problem.batch_size or len(data.x_train)
+        callbacks = list(trial.callbacks()) if trial.callbacks is not None else []
+        if keeps_averaged_iterate(optimizer) and not any(isinstance(c, AveragedWeights) for c in callbacks):
+            callbacks.append(AveragedWeights())  # validated where it is evaluated: its averaged iterate
         rows = train_run(
             model,
             optimizer,
@@ -173,7 +183,7 @@ def train_trial(trial: Trial, split, out: Path, *, tensorboard: bool = True, on_
             metrics=trial.problem.metrics,
             tensorboard_dir=Path(out, TENSORBOARD, trial.folder) if tensorboard else None,
             checkpoint_dir=Path(out, CHECKPOINTS, trial.folder),
-            callbacks=list(trial.callbacks()) if trial.callbacks is not None else (),
+            callbacks=callbacks,
             on_epoch=on_epoch,
             steps_per_execution=distributed.steps_per_execution(trial.steps_per_execution),
             jit_compile=trial.jit_compile,
@@ -361,6 +371,7 @@ def _vectorized_groups(pending, distributed, data) -> dict[tuple[str, ...], list
     import keras
 
     from experiments.vectorized import MAX_STEPS_PER_EPOCH, optimizer_signature
+    from lab.callbacks.averaged_weights import keeps_averaged_iterate
 
     if keras.backend.backend() != "jax" or (distributed is not None and distributed.strategy is not None):
         return {}
@@ -373,8 +384,10 @@ def _vectorized_groups(pending, distributed, data) -> dict[tuple[str, ...], list
             examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
             if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
                 continue
-        signature = optimizer_signature(build_optimizer(trial))
-        if signature is None:
+        optimizer = build_optimizer(trial)
+        signature = optimizer_signature(optimizer)
+        # the program validates the weights trained; an averaged iterate is validated on the fit path
+        if signature is None or keeps_averaged_iterate(optimizer):
             continue
         try:
             problem = hash(trial.problem) and trial.problem

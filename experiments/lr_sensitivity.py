@@ -18,8 +18,8 @@ Two parts, both on the lab's optimisers:
 
    The final training loss is measured once after training, over the whole training part, at
    the weights the optimiser says to evaluate (``lab.callbacks.averaged_weights``): the averaged
-   iterate x for schedule-free AdamW, whose runs also validate on x every epoch
-   (``lab.callbacks.AveragedWeights``); the model's own weights for the others.
+   iterate x for schedule-free AdamW, whose runs also validate on x every epoch (the grid's rule,
+   ``experiments.grid``); the model's own weights for the others.
    ``final_training_loss.csv`` holds it beside the loss at the weights trained (y for
    schedule-free AdamW, where the two differ).
 
@@ -211,20 +211,6 @@ def rate_kind(optimizer: str) -> str:
     return "multiplier" if optimizer.split(":")[0] in MULTIPLIER_OPTIMIZERS else "learning_rate"
 
 
-def keeps_average(optimizer: str) -> bool:
-    """Whether the spec's optimiser evaluates an averaged iterate (``evaluation_weights``)."""
-    from lab.registry import optimizer_class, parse_spec
-
-    return hasattr(optimizer_class(parse_spec(optimizer).name), "evaluation_weights")
-
-
-def averaged_weights_callbacks() -> list:
-    """A run's callbacks when its optimiser keeps an average: validate on the averaged weights."""
-    from lab.callbacks import AveragedWeights
-
-    return [AveragedWeights()]
-
-
 def _training_loss(model, data, loss) -> float:
     """The loss over the whole training part at the model's current weights (in large batches)."""
     import keras
@@ -242,11 +228,11 @@ def _training_loss(model, data, loss) -> float:
 def final_training_loss(trial: Trial, model, data) -> dict[str, pd.DataFrame]:
     """After a trial: its training loss at the weights trained and at the weights its optimiser
     evaluates (the averaged iterate where it keeps one; else the same number)."""
-    from lab.callbacks.averaged_weights import averaged_weights_in
+    from lab.callbacks.averaged_weights import averaged_weights_in, keeps_averaged_iterate
 
     trained = _training_loss(model, data, trial.problem.loss)
     evaluated = trained
-    if hasattr(getattr(model, "optimizer", None), "evaluation_weights"):
+    if keeps_averaged_iterate(model.optimizer):
         with averaged_weights_in(model):
             evaluated = _training_loss(model, data, trial.problem.loss)
     return {FINAL_FILE: pd.DataFrame([{"final_train_loss": evaluated, "final_train_loss_at_trained_weights": trained}])}
@@ -261,7 +247,6 @@ def declare_sweep(problems, optimizers: Sequence[str], learning_rates: Sequence[
     return [
         Trial(problem=problem, optimizer=optimizer, seed=seed, epochs=epochs, batch_size=batch_size,
               protocol=PROTOCOL, optimizer_arguments={"learning_rate": learning_rate}, jit_compile=jit_compile,
-              callbacks=averaged_weights_callbacks if keeps_average(optimizer) else None,
               labels=(("problem", problem.name), ("optimizer", optimizer), ("set_learning_rate", learning_rate),
                       ("seed", seed)))
         for problem in problems

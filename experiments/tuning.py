@@ -717,8 +717,11 @@ def final_trials(settings: Settings, tuning: pd.DataFrame) -> list[tuple[Pair, T
 
 def test_scores(trial: Trial, model, data) -> dict[str, pd.DataFrame]:
     """After a final run: its one and only evaluation on the test set (``test_<metric>``)."""
+    from lab.callbacks.averaged_weights import evaluated_weights_in
+
     batch_size = max(trial.batch_size or trial.problem.batch_size or len(data.x_test), 1024)
-    scores = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0, return_dict=True)
+    with evaluated_weights_in(model):  # a schedule-free optimiser's averaged iterate, as validated
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0, return_dict=True)
     return {TEST_FILE: pd.DataFrame([{f"test_{name}": float(value) for name, value in scores.items()}])}
 
 

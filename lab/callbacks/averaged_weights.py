@@ -33,6 +33,24 @@ def evaluation_weights(optimizer: keras.optimizers.Optimizer, variables: list) -
     )
 
 
+def keeps_averaged_iterate(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether ``optimizer`` is meant to be evaluated at an averaged iterate of its own (an
+    ``evaluation_weights`` method: the schedule-free optimizers), not at the weights it trains."""
+    return hasattr(base_optimizer(optimizer), "evaluation_weights")
+
+
+@contextlib.contextmanager
+def evaluated_weights_in(model: keras.Model) -> Iterator[None]:
+    """Inside: the weights the model's optimizer is evaluated at: its averaged iterate where it
+    keeps one (``averaged_weights_in``), else the model's own weights, untouched."""
+    optimizers = model_optimizers(model)
+    if len(optimizers) == 1 and keeps_averaged_iterate(optimizers[0]):
+        with averaged_weights_in(model):
+            yield
+    else:
+        yield
+
+
 @contextlib.contextmanager
 def averaged_weights_in(model: keras.Model) -> Iterator[None]:
     """Inside: the model's trainable variables hold its optimizer's ``evaluation_weights``; after:
