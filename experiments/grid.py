@@ -17,8 +17,9 @@ not trained again, so a killed grid resumed on the same folder gives the rows of
 one. Each problem's data are loaded once per process.
 
 **Vectorised groups.** On the JAX backend, with ``jobs=1`` and no strategy, pending trials of short
-epochs (``experiments.vectorized.MAX_STEPS_PER_EPOCH`` steps at most) that share a problem, a model, a protocol, the epochs, the batch size, ``steps_per_execution`` and an
-optimiser class with its arguments other than the learning rate, and have no callbacks, train
+epochs (``experiments.vectorized.MAX_STEPS_PER_EPOCH`` steps at most) that share a problem, a
+model, a protocol, the epochs, the batch size, ``steps_per_execution`` and an optimiser class with
+its arguments other than the learning rate, and have no callbacks and no averaged iterate, train
 together as one compiled program (``experiments.vectorized``), with the rows, checkpoints and
 TensorBoard runs (written from the rows) of one run per trial; ``vectorize=False``
 (``--no-vectorize``) trains every trial alone with ``train_run``. Everything else takes that path.

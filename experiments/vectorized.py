@@ -562,7 +562,8 @@ class _Program:
         def stack(per_run):
             # stacked on the host and put on the device once: jnp.stack would compile a program for
             # every shape of variable
-            return [jnp.asarray(np.stack([np.asarray(values[j]) for values in per_run])) for j in range(len(per_run[0]))]
+            return [jnp.asarray(np.stack([np.asarray(values[j]) for values in per_run]))
+                    for j in range(len(per_run[0]))]
 
         runs = self.runs
         trainable = stack([[v.value for v in run.model.trainable_variables] for run in runs])
