@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("keras", "tensorflow-cpu", "tensorflow", "jax", "jaxlib", "numpy")
+PACKAGES = ("keras", "tensorflow-cpu", "tensorflow", "jax", "jaxlib", "torch", "numpy")
 
 
 def _cpu_model() -> str:
@@ -54,8 +54,9 @@ def describe_machine() -> dict[str, Any]:
 def append_csv_row(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Append ``rows`` to the CSV at ``path`` (created with a header if new).
 
-    Every row must have the same keys; when the file exists its header must match them, so old
-    and new runs stay in one tidy table.
+    Every row must have the same keys; when the file exists its header must hold no column the
+    rows lack, so old and new runs stay in one tidy table. Columns the rows add (a package
+    version recorded since) are added to the file, empty in its earlier rows.
     """
     rows = [dict(row) for row in rows]
     path = Path(path)
@@ -70,12 +71,28 @@ def append_csv_row(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     if exists:
         with open(path, newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), [])
-        if set(header) != set(fields):
+        if not set(header) <= set(fields):
             raise ValueError(f"{path} has columns {header}; these rows have {fields}")
-        fields = header
+        if set(header) != set(fields):
+            _add_columns(path, fields)
+        else:
+            fields = header
     with open(path, "a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         if not exists:
             writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def _add_columns(path: Path, fields: list[str]) -> None:
+    """Rewrite the CSV at ``path`` with the columns ``fields`` (a superset of its own, in that
+    order), empty where its rows have no value."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        old = list(csv.DictReader(handle))
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(old)
+    os.replace(temporary, path)
