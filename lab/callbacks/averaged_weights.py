@@ -22,7 +22,7 @@ def evaluation_weights(optimizer: keras.optimizers.Optimizer, variables: list) -
     optimizer was built with.
     """
     optimizer = base_optimizer(optimizer)
-    if hasattr(optimizer, "evaluation_weights"):
+    if keeps_averaged_iterate(optimizer):
         return list(optimizer.evaluation_weights(variables))
     if getattr(optimizer, "use_ema", False) and hasattr(optimizer, "_model_variables_moving_average"):
         averages = optimizer._model_variables_moving_average

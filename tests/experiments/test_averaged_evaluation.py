@@ -39,7 +39,8 @@ def test_the_grid_validates_and_scores_schedule_free_runs_at_their_averaged_iter
     trial = Trial(problem=problem, optimizer="schedule_free_adamw:learning_rate=0.05", seed=0, epochs=EPOCHS,
                   labels=(("optimizer", "schedule_free_adamw"),))
     data = protocol_view(problem.split(), trial.protocol)
-    grid = run_grid([trial], tmp_path, progress=False, tensorboard=False).results  # vectorised where it could be
+    # on JAX the grid would train this trial as a vectorised group, but for its averaged iterate
+    grid = run_grid([trial], tmp_path, progress=False, tensorboard=False).results
 
     averaged_model, averaged = _train_alone(trial, data, [AveragedWeights()])
     _, raw = _train_alone(trial, data, [])
