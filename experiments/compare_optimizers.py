@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tuning.requested(args):  # the fair protocol: experiments.tuning
         if info is not None:
             return tuning.replot(args, out, info, problems, cli.check_optimizers(args.optimizers))
-        return tuning.run(args, parser, problems, cli.check_optimizers(args.optimizers), _seeds(args))
+        return tuning.run(args, parser, problems, cli.check_optimizers(args.optimizers), _seeds(args), main)
     if info is not None:
         summary = make_outputs(out, problems, args.target, info)
         print(report.markdown_table(report.summary_table(summary)))

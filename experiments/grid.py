@@ -456,7 +456,7 @@ def _run_in_processes(pending, out, store, jobs, progress, tensorboard, after) -
 
     # spawn, not fork: a forked copy of an initialised TensorFlow or JAX runtime is not safe
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_train_in_worker, trial, out, tensorboard, after): trial for _, trial in pending}
         with tqdm(total=len(futures), desc=f"trials, {jobs} at a time", unit="trial", disable=not progress,
@@ -474,7 +474,7 @@ def _run_in_processes(pending, out, store, jobs, progress, tensorboard, after) -
 _worker_data: DataCache | None = None
 
 
-def _start_worker(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """In each worker process: exit when the parent dies (a killed grid must not leave workers
     writing checkpoints that a resume is about to read)."""
     import threading

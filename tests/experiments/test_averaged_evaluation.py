@@ -7,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from experiments import compare_optimizers, tuning
+from experiments import compare_optimizers
+from experiments.tuning import selection as tuning_selection
+from experiments.tuning import settings as tuning_settings
 from experiments.grid import Trial, build_optimizer, run_grid
 from experiments.training import train_run
 from lab.callbacks import AveragedWeights
@@ -52,7 +54,7 @@ def test_the_grid_validates_and_scores_schedule_free_runs_at_their_averaged_iter
     # the after-trial scores: the decision boundary and the test scores at x, the weights left at y
     trained = [keras.ops.convert_to_numpy(v.value) for v in averaged_model.trainable_variables]
     boundary = compare_optimizers.boundary_rows(trial, averaged_model, data)[compare_optimizers.BOUNDARIES_FILE]
-    scores = tuning.test_scores(trial, averaged_model, data)[tuning.TEST_FILE].iloc[0]
+    scores = tuning_selection.test_scores(trial, averaged_model, data)[tuning_settings.TEST_FILE].iloc[0]
     points = boundary[["x", "y"]].to_numpy(np.float32)
     with averaged_model.optimizer.use_averaged_weights():  # the optimiser's own swap, another code path
         at_x = averaged_model.predict(points, batch_size=len(points), verbose=0)[:, 1]

@@ -11,7 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments import compare_optimizers, hparams, tuning
+from experiments import compare_optimizers, hparams
+from experiments.tuning import settings as tuning_settings
+from experiments.tuning import studies as tuning_studies
+from experiments.tuning import trials as tuning_trials
 from experiments.cli import run_main
 from lab.search_spaces import space_for
 from tests.experiments.processes import sigkill_when_written
@@ -49,7 +52,7 @@ def _numbers(path: Path) -> pd.DataFrame:
 
 
 def _study(url: str, optimizer: str, problem: str = "moons"):
-    optuna = tuning._quiet_optuna()
+    optuna = tuning_studies.quiet_optuna()
     return optuna.load_study(study_name=f"compare_optimizers:{problem}:{optimizer}", storage=url)
 
 
@@ -77,11 +80,11 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
     assert list(trials.columns) == ["problem", "optimizer", "trial", "learning_rate", "beta_1", "beta_2",
                                     "val_accuracy", "status", "epochs", "seconds"]  # fmt: skip
     assert trials.groupby("optimizer")["trial"].apply(list).to_dict() == {"adam": [0, 1, 2], "sgd": [0, 1, 2]}
-    assert set(trials["status"]) <= set(tuning.STATUSES)
+    assert set(trials["status"]) <= set(tuning_settings.STATUSES)
     # the trials are the sampler's first points, the same sampler for both optimizers
     for optimizer in ("sgd", "adam"):
         space = space_for(optimizer)
-        expected = [tuning.hyperparameters(space, point) for point in tuning.plan(space, BUDGET)]
+        expected = [tuning_trials.hyperparameters(space, point) for point in tuning_studies.plan(space, BUDGET)]
         rows = trials[trials["optimizer"] == optimizer]
         for (_, row), values in zip(rows.iterrows(), expected):
             assert {name: row[name] for name in values} == pytest.approx(values, rel=1e-12)
@@ -148,8 +151,8 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
     # adam's second trial has checkpointed an epoch: SGD's three and adam's first are told
     state = out / "checkpoints" / "tuning" / "moons" / "adam" / "trial1" / "state.json"
     sigkill_when_written(process, state)
-    url = tuning.default_storage(out)
-    optuna = tuning._quiet_optuna()
+    url = tuning_studies.default_storage(out)
+    optuna = tuning_studies.quiet_optuna()
     running = _study(url, "adam").get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert [trial.user_attrs["index"] for trial in running] == [1]
     assert not (out / "tuning.csv").exists()
@@ -163,7 +166,7 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
     retry = [t for t in adam if t.system_attrs.get("retry_history")]
     assert len(failed) == 1 and len(retry) == 1 and retry[0].system_attrs["retry_history"] == [failed[0].number]
     assert retry[0].params == failed[0].params and retry[0].user_attrs["index"] == 1
-    assert len(tuning.counted_trials(_study(url, "adam"))) == BUDGET
+    assert len(tuning_studies.counted_trials(_study(url, "adam"))) == BUDGET
     assert not (out / "checkpoints").exists() and (out / "report.md").is_file()
 
 
@@ -182,7 +185,7 @@ def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(r
     reports = [name for name in ("a", "b") if (tmp_path / name / "report.md").exists()]
     assert len(reports) == 1
     assert sum("worker: ran" in stdout for stdout, _ in outputs) == 1
-    optuna = tuning._quiet_optuna()
+    optuna = tuning_studies.quiet_optuna()
     workers = set()
     for optimizer in ("sgd", "adam"):
         trials = _study(url, optimizer).get_trials()
@@ -228,7 +231,7 @@ def test_tune_by_finder_uses_the_range_tests_rate_and_reports_its_steps(tmp_path
               "--tune-by", "finder", "--no-progress", "--no-tensorboard", "--out", out)
     trials = pd.read_csv(out / "tuning.csv")
     assert trials["optimizer"].tolist() == ["sgd", "adam"] and (trials["trial"] == 0).all()
-    assert trials["steps"].between(10, tuning.FINDER_STEPS).all()
+    assert trials["steps"].between(10, tuning_settings.FINDER_STEPS).all()
     results = pd.read_csv(out / "results.csv")
     for _, row in trials.iterrows():
         tuned = results[(results["optimizer"] == row["optimizer"]) & (results["setting"] == "tuned")]
@@ -257,8 +260,8 @@ def test_pruned_trials_stop_early_and_count_against_the_budget(tmp_path):
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pruned = trials[trials["status"] == "pruned"]
     assert len(pruned) >= 1 and (pruned["epochs"] < 5).all()
-    optuna = tuning._quiet_optuna()
-    states = [t.state for t in _study(tuning.default_storage(out), "sgd").get_trials()]
+    optuna = tuning_studies.quiet_optuna()
+    states = [t.state for t in _study(tuning_studies.default_storage(out), "sgd").get_trials()]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned) and len(states) == 5
     assert "median pruner" in (out / "report.md").read_text()
 
@@ -314,9 +317,9 @@ def test_a_storage_whose_studies_have_another_budget_is_refused(tmp_path, capsys
     from lab.problems import PROBLEMS
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    pair = tuning.Pair(PROBLEMS["moons"], "adam", space_for("adam"))
-    started = tuning.Settings((pair,), "search", 3, 1, None, None, None, url)
-    studies = tuning.open_studies(started, url, resume=False)
+    pair = tuning_settings.Pair(PROBLEMS["moons"], "adam", space_for("adam"))
+    started = tuning_settings.Settings((pair,), "search", 3, 1, None, None, None, url)
+    studies = tuning_studies.open_studies(started, url, resume=False)
     assert studies.chief and len(studies.studies["compare_optimizers:moons:adam"].get_trials()) == 3  # queued
     code, err = _in_process(["--problems", "moons", "--optimizers", "adam", "--tune", "4", "--storage", url,
                              "--out", str(tmp_path / "out")], capsys)  # fmt: skip
@@ -336,27 +339,27 @@ def test_help_lists_the_tuning_flags(capsys):
 def test_the_budget_is_the_queue_and_taking_never_creates_a_trial(tmp_path):
     from lab.problems import PROBLEMS
 
-    optuna = tuning._quiet_optuna()
+    optuna = tuning_studies.quiet_optuna()
     url = f"sqlite:///{tmp_path / 'queue.db'}"
-    pair = tuning.Pair(PROBLEMS["moons"], "sgd", space_for("sgd"))
-    settings = tuning.Settings((pair,), "search", 2, 1, None, None, None, url)
-    studies = tuning.open_studies(settings, url, resume=False)
+    pair = tuning_settings.Pair(PROBLEMS["moons"], "sgd", space_for("sgd"))
+    settings = tuning_settings.Settings((pair,), "search", 2, 1, None, None, None, url)
+    studies = tuning_studies.open_studies(settings, url, resume=False)
     study = studies.studies[pair.study_name]
-    taken = [tuning.take_trial(study), tuning.take_trial(study)]
+    taken = [tuning_studies.take_trial(study), tuning_studies.take_trial(study)]
     assert [t.user_attrs["index"] for t in taken] == [0, 1]
     for trial in taken:  # as run_trial does first: the queued point
-        for name, distribution in tuning._distributions(pair.space).items():
+        for name, distribution in tuning_studies.space_distributions(pair.space).items():
             trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
-    assert tuning.take_trial(study) is None and len(study.get_trials()) == 2
+    assert tuning_studies.take_trial(study) is None and len(study.get_trials()) == 2
     # a second process joining the studies is a worker, and sees nothing to take
-    joined = tuning.open_studies(settings, url, resume=False)
-    assert not joined.chief and tuning.take_trial(joined.studies[pair.study_name]) is None
+    joined = tuning_studies.open_studies(settings, url, resume=False)
+    assert not joined.chief and tuning_studies.take_trial(joined.studies[pair.study_name]) is None
     # what a resume does to a trial a kill left RUNNING: FAIL, and the same point queued again
-    assert tuning.retry_running(study) == [0, 1]
+    assert tuning_studies.retry_running(study) == [0, 1]
     retried = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs["index"] for t in retried] == [0, 1]
     assert [t.params for t in retried] == [t.params for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,))]
-    point = tuning.plan(pair.space, 2)[0]
+    point = tuning_studies.plan(pair.space, 2)[0]
     assert retried[0].params == pytest.approx(point)
 
 
@@ -385,7 +388,7 @@ def test_workers_opening_one_new_storage_at_the_same_moment_all_open_it(tmp_path
         def open_it():
             start.wait()
             try:
-                tuning.open_storage(url)
+                tuning_studies.open_storage(url)
             except Exception as error:
                 errors.append(str(error))
 
@@ -395,4 +398,4 @@ def test_workers_opening_one_new_storage_at_the_same_moment_all_open_it(tmp_path
         for thread in threads:
             thread.join()
         assert errors == []
-        assert tuning._quiet_optuna().get_all_study_summaries(url) == []  # the schema they made is whole
+        assert tuning_studies.quiet_optuna().get_all_study_summaries(url) == []  # the schema they made is whole

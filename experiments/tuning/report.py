@@ -29,6 +29,10 @@ import numpy as np
 import pandas as pd
 
 from experiments import cli, report, statistics
+from experiments.grid import RESULTS_FILE
+from experiments.tuning.selection import select_best
+from experiments.tuning.settings import FINDER_STEPS, FINDER_SUGGESTION, TRIAL_SEED, TUNING_FILE, sampler_description
+from experiments.tuning.studies import STORAGE_FILE, default_storage, open_storage, quiet_optuna
 
 SUMMARY_FILE = "summary.csv"
 EXPECTED_BEST_FILE = "expected_best.csv"
@@ -272,15 +276,13 @@ def plot_profiles(frame: pd.DataFrame, path: Path) -> Path:
 def plot_optuna(settings, url: str, folder: Path) -> list[Path]:
     """Optuna's optimisation history, slice and parameter importances of every study, through
     its matplotlib backend (importances need two dimensions and two finished trials)."""
-    from experiments import tuning
-
-    optuna = tuning._quiet_optuna()
+    optuna = quiet_optuna()
     from optuna.visualization import matplotlib as optuna_plots
 
     plt = report.pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    storage = tuning.open_storage(url)
+    storage = open_storage(url)
     for pair in settings.pairs:
         try:
             study = optuna.load_study(study_name=pair.study_name, storage=storage)
@@ -315,10 +317,8 @@ def report_safe(text: str) -> str:
 def make_outputs(out: Path, settings, run_info: dict) -> str:
     """summary.csv/.md, expected_best.csv, performance_profile.csv, plots/ and report.md from the
     files in ``out``; the summary table (Markdown)."""
-    from experiments import tuning as tuning_module
-
-    tuning = pd.read_csv(out / tuning_module.TUNING_FILE)
-    results = pd.read_csv(out / tuning_module.RESULTS_FILE)
+    tuning = pd.read_csv(out / TUNING_FILE)
+    results = pd.read_csv(out / RESULTS_FILE)
     targets = _targets(settings)
     higher = {name: target.higher_is_better for name, target in targets.items()}
     runs = final_runs(results, targets)
@@ -331,7 +331,7 @@ def make_outputs(out: Path, settings, run_info: dict) -> str:
         on=["problem", "optimizer", "setting"], how="left")
     tuned = {}
     for pair in settings.pairs:
-        values, trial, ok = tuning_module.select_best(tuning, pair)
+        values, trial, ok = select_best(tuning, pair)
         tuned[(pair.problem.name, pair.optimizer)] = {"values": values, "trial": trial, "ok": ok}
     cli.write_csv_atomic(out / SUMMARY_FILE, summary)
     table_md = report.markdown_table(tuned_table(summary, comparison, tuned, tuning, settings))
@@ -352,7 +352,7 @@ def make_outputs(out: Path, settings, run_info: dict) -> str:
         cli.write_csv_atomic(out / EXPECTED_BEST_FILE, curves)
         if not curves.empty:
             plots.append(plot_expected_best(curves, settings, plots_dir / "expected_best.png"))
-        optuna_plots = plot_optuna(settings, settings.storage or tuning_module.default_storage(out), plots_dir / "optuna")
+        optuna_plots = plot_optuna(settings, settings.storage or default_storage(out), plots_dir / "optuna")
 
     budget_words = (f"{settings.budget} trials each" if settings.method == "search"
                     else "the range test's rate")
@@ -372,17 +372,15 @@ def make_outputs(out: Path, settings, run_info: dict) -> str:
 def report_markdown(out: Path, settings, run_info: dict, table_md: str, ranks: pd.DataFrame,
                     sentences: Sequence[str], cost: pd.DataFrame, plots: Sequence[Path],
                     optuna_plots: Sequence[Path], tuned: dict) -> str:
-    from experiments import tuning as tuning_module
-
     if settings.method == "search":
         method = (f"{settings.budget} trials per problem x optimizer, the first {settings.budget} points of "
-                  f"{tuning_module.sampler_description()} over each optimizer's search space (below), the same for "
+                  f"{sampler_description()} over each optimizer's search space (below), the same for "
                   "every optimizer")
         if settings.prune:
             method += f"; Optuna's {settings.prune} pruner on the validation score of each epoch (a pruned trial counts)"
     else:
-        method = (f"one LR range test per problem x optimizer (lab.callbacks.find_lr, {tuning_module.FINDER_STEPS} "
-                  f"steps at most, seed 0, on the training part), rate = its {tuning_module.FINDER_SUGGESTION} "
+        method = (f"one LR range test per problem x optimizer (lab.callbacks.find_lr, {FINDER_STEPS} "
+                  f"steps at most, seed 0, on the training part), rate = its {FINDER_SUGGESTION} "
                   "suggestion; the other hyperparameters at their defaults")
     targets = _targets(settings)
     own = "each problem's own"
@@ -396,11 +394,11 @@ def report_markdown(out: Path, settings, run_info: dict, table_md: str, ranks: p
         "tuning": method,
         "problems": "; ".join(f"{p} ({descriptions[p]}; target {targets[p].describe()})" for p in problems),
         "epochs, batch size": f"{settings.epochs or own}, {settings.batch_size or own}",
-        "seeds": f"{settings.seeds} final seeds (0..{settings.seeds - 1}); trials train from seed {tuning_module.TRIAL_SEED}",
+        "seeds": f"{settings.seeds} final seeds (0..{settings.seeds - 1}); trials train from seed {TRIAL_SEED}",
         "statistics": "median and 95% percentile bootstrap interval (10,000 resamples) over seeds; differences paired "
         "by seed against the best median (a tie goes to the optimizer listed first), 'indistinguishable' when their "
         "interval spans 0",
-        "storage": settings.storage or f"{tuning_module.STORAGE_FILE} (SQLite, in this folder)",
+        "storage": settings.storage or f"{STORAGE_FILE} (SQLite, in this folder)",
         "backend": run_info.get("backend"),
         "machine": f"{run_info.get('processor')}, {run_info.get('threads')} threads",
         "versions": ", ".join(f"{k} {v}" for k, v in run_info.get("versions", {}).items()),

@@ -1,0 +1,308 @@
+"""The protocol's Optuna side: the storage, one study per problem x optimiser, the plan of queued
+trials, and taking, retrying and counting them.
+
+The plan is the first N points of the seeded, scrambled Sobol sequence, queued in the study when
+it is created, so the budget is exact and does not depend on how many processes take trials.
+Taking a trial is Optuna's atomic WAITING -> RUNNING transition in the storage; a running trial
+beats a heartbeat, and a trial whose process died is queued again under its index."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments import cli
+from experiments.tuning.settings import SAMPLER_SEED, Pair, Settings
+from lab.search_spaces import SearchSpace
+
+STORAGE_FILE = "tuning.db"
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 120  # seconds without one before the trial is presumed dead
+SCHEMA_RACE_RETRIES = 10  # openings of a new storage that another worker is creating at the same moment
+PLAN_TIMEOUT = 600  # seconds a worker waits for the chief to queue the trials
+
+
+def quiet_optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*balance properties of Sobol.*")
+    return optuna
+
+
+def default_storage(out: Path) -> str:
+    return f"sqlite:///{(Path(out) / STORAGE_FILE).resolve()}"
+
+
+def open_storage(url: str):
+    """An ``optuna.storages.RDBStorage`` with heartbeats and retries of stale trials;
+    ``UsageError`` when it cannot be opened.
+
+    Workers started together on one new storage race to create its schema: Optuna creates the
+    tables and stamps the schema version without a lock, so all but one see "table ... already
+    exists" or a duplicate version row. The schema is then there, and opening again succeeds;
+    only those two errors are retried, so a wrong URL fails at once."""
+    optuna = quiet_optuna()
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    inherit_intermediate_values=True),
+            )
+        except Exception as error:  # SQLAlchemy's and Optuna's errors alike: the URL is what is wrong
+            if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(error):
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise cli.UsageError(f"--storage {url}: cannot open it: {first}") from None
+
+
+def _lost_schema_race(error: Exception) -> bool:
+    """Whether ``error`` says another process created the storage's schema at the same time."""
+    from sqlalchemy import exc
+
+    message = str(error).lower()
+    if isinstance(error, exc.OperationalError):
+        return "already exists" in message
+    return isinstance(error, exc.IntegrityError) and ("unique" in message or "duplicate" in message)
+
+
+def space_distributions(space: SearchSpace) -> dict[str, Any]:
+    import optuna
+
+    distributions = {}
+    for dimension in space:
+        low, high, log = dimension.sampled_range()
+        distributions[dimension.sampled_name] = optuna.distributions.FloatDistribution(low, high, log=log)
+    return distributions
+
+
+def make_sampler():
+    optuna = quiet_optuna()
+    return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=SAMPLER_SEED,
+                                      warn_independent_sampling=False)
+
+
+def plan(space: SearchSpace, budget: int) -> list[dict[str, float]]:
+    """The budget's points: the first ``budget`` points of the seeded, scrambled Sobol sequence
+    of ``QMCSampler`` over ``space`` (what the sampler draws: ``Dimension.sampled_name``).
+
+    Drawn in an in-memory study. A first finished trial that only declares the search space
+    makes the sampler use the sequence from the first point on (without it, Optuna draws the
+    first trial at random, since the search space is not known yet)."""
+    optuna = quiet_optuna()
+    distributions = space_distributions(space)
+    study = optuna.create_study(sampler=make_sampler())
+    study.add_trial(optuna.trial.create_trial(
+        params={name: d.low for name, d in distributions.items()}, distributions=distributions, value=0.0))
+    points = []
+    for _ in range(budget):
+        trial = study.ask(distributions)
+        points.append(dict(trial.params))
+        study.tell(trial, 0.0)
+    return points
+
+
+def make_pruner(name: str | None):
+    optuna = quiet_optuna()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def direction(pair: Pair) -> str:
+    return "maximize" if pair.problem.higher_is_better else "minimize"
+
+
+@dataclass
+class Studies:
+    """The run's studies in one storage, and whether this process is the chief."""
+
+    storage: Any
+    url: str
+    studies: dict[str, Any]  # study name -> optuna.Study
+    chief: bool
+
+
+def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
+    """Create the studies (this process is then the chief) or join them; queue the plan; on
+    ``resume``, retry the trials a kill left RUNNING. ``UsageError`` when the storage holds a
+    study of this name with other settings."""
+    optuna = quiet_optuna()
+    storage = open_storage(url)
+    studies: dict[str, Any] = {}
+    chief = resume
+    for position, pair in enumerate(settings.pairs):
+        arguments = dict(study_name=pair.study_name, storage=storage, sampler=make_sampler(),
+                         pruner=make_pruner(settings.prune), direction=direction(pair))
+        try:
+            study = optuna.create_study(**arguments, load_if_exists=False)
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=pair.study_name, storage=storage, sampler=arguments["sampler"],
+                                      pruner=arguments["pruner"])
+            created = False
+        if position == 0 and created:
+            chief = True
+        expected = settings.study_attributes(pair)
+        if created:
+            for key, value in expected.items():
+                study.set_user_attr(key, value)
+        else:
+            _check_study(study, expected, url, wait=not chief)
+        if chief:
+            _queue_plan(study, pair, settings.budget)
+            if resume:
+                retry_running(study)
+        studies[pair.study_name] = study
+    if not chief:
+        for pair in settings.pairs:
+            _wait_for_plan(studies[pair.study_name])
+    return Studies(storage, url, studies, chief)
+
+
+def check_existing_studies(settings: Settings, url: str) -> None:
+    """``UsageError`` when the storage cannot be opened or holds one of the run's studies with
+    other settings (another budget, another search space...)."""
+    optuna = quiet_optuna()
+    storage = open_storage(url)
+    names = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    for pair in settings.pairs:
+        if pair.study_name in names:
+            study = optuna.load_study(study_name=pair.study_name, storage=storage)
+            _check_study(study, settings.study_attributes(pair), url, wait=False)
+
+
+def _check_study(study, expected: dict, url: str, wait: bool) -> None:
+    deadline = time.monotonic() + (PLAN_TIMEOUT if wait else 0)
+    attributes = study.user_attrs
+    while set(expected) - set(attributes) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the chief is still writing them
+        attributes = study.user_attrs
+    for key, value in expected.items():
+        found = attributes.get(key)
+        if json.dumps(found, sort_keys=True) != json.dumps(value, sort_keys=True):
+            shown = {"budget": "budget", "search_space": "search space"}.get(key, key)
+            raise cli.UsageError(
+                f"storage {url}: study {study.study_name!r} was started with {shown} {found!r}, this run asks for "
+                f"{value!r}; use another --storage, or the settings the study was started with"
+            )
+
+
+def _queue_plan(study, pair: Pair, budget: int) -> None:
+    """Queue the plan's points not queued yet (all of them, unless a kill cut the queueing)."""
+    queued = {trial.user_attrs.get("index") for trial in study.get_trials(deepcopy=False)}
+    points = plan(pair.space, budget)
+    for index, point in enumerate(points):
+        if index not in queued:
+            study.enqueue_trial(point, user_attrs={"index": index})
+    if not study.user_attrs.get("planned"):
+        study.set_user_attr("planned", True)
+
+
+def _wait_for_plan(study) -> None:
+    deadline = time.monotonic() + PLAN_TIMEOUT
+    while not study.user_attrs.get("planned"):
+        if time.monotonic() > deadline:
+            raise cli.UsageError(f"study {study.study_name!r}: the chief has not queued its trials in {PLAN_TIMEOUT} s")
+        time.sleep(0.5)
+
+
+def retry_running(study) -> list[int]:
+    """Mark every RUNNING trial FAIL and queue its parameters again (same index, same
+    intermediate values): what Optuna's heartbeat does to a stale trial, without waiting for the
+    grace period. The indices retried."""
+    import copy
+
+    optuna = quiet_optuna()
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback()
+    retried = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+        retried.append(trial.user_attrs.get("index"))
+    return retried
+
+
+def retry_running_trial(study, optuna_trial) -> None:
+    """Queue a trial this process cannot finish (an exception, Ctrl-C) again, as a stale one."""
+    import copy
+
+    optuna = quiet_optuna()
+    storage = study._storage
+    try:
+        if storage.set_trial_state_values(optuna_trial._trial_id, state=optuna.trial.TrialState.FAIL):
+            storage.get_heartbeat_stale_trial_callback()(study, copy.deepcopy(storage.get_trial(optuna_trial._trial_id)))
+    except Exception:  # the storage itself may be what failed; --resume retries RUNNING trials
+        pass
+
+
+def take_trial(study):
+    """A queued trial of ``study``, now RUNNING and this process's, or ``None`` when none is
+    queued. Never creates a trial: the budget is the queue."""
+    optuna = quiet_optuna()
+    storage = study._storage
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        try:
+            if storage.set_trial_state_values(frozen._trial_id, state=optuna.trial.TrialState.RUNNING):
+                return optuna.Trial(study, frozen._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+class Heartbeat:
+    """Records a running trial's heartbeat every ``HEARTBEAT_INTERVAL`` seconds in a thread."""
+
+    def __init__(self, storage, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            self.storage.record_heartbeat(self.trial_id)
+            if self._stop.wait(HEARTBEAT_INTERVAL):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def pending_count(study) -> int:
+    optuna = quiet_optuna()
+    states = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def counted_trials(study) -> list:
+    """The finished trials that count against the budget, by index: every finished trial with an
+    outcome, except an attempt that was queued again (a killed or stale one)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
+    counted = [t for t in trials if t.state.is_finished() and "status" in t.user_attrs and t.number not in retried]
+    return sorted(counted, key=lambda t: (t.user_attrs["index"], t.number))
+
+
+def finished_count(study) -> int:
+    return len(counted_trials(study))
