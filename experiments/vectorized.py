@@ -82,6 +82,12 @@ DEFAULT_CHECKPOINT_SECONDS = 2.0
 # path (fewer compilations, the steps themselves as fast; benchmarks.vectorized)
 MAX_STEPS_PER_EPOCH = 2048
 DEFAULT_MEMORY_BYTES = 2 * 1024**3
+# how a program steps its runs: "map", each run's steps in turn (bit-exact to a single run), or
+# "vmap", the runs batched into each operation (the parallel form)
+MODES = ("map", "vmap")
+# float arguments that are not hyperparameters of the update (or that Keras reads outside the
+# compiled step): never per-run values
+_NOT_PER_RUN = frozenset({"ema_momentum", "clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor"})
 _VALIDATION_BATCH = 1024
 _FLOAT_BYTES = 4
 
@@ -90,10 +96,20 @@ class IncompatibleRuns(ValueError):
     """The runs cannot share one program (another architecture, optimiser, backend...)."""
 
 
-def optimizer_signature(optimizer: keras.optimizers.Optimizer) -> str | None:
+def per_run_names(config: dict[str, Any]) -> list[str]:
+    """The arguments of an optimiser's config that a program can hold per run, as optimiser state:
+    its float hyperparameters (momentum, rho, the betas, epsilon, weight decay, ...), not the step
+    counts, switches and clipping thresholds."""
+    return sorted(name for name, value in config.items()
+                  if isinstance(value, float) and name not in _NOT_PER_RUN and name != "learning_rate")
+
+
+def optimizer_signature(optimizer: keras.optimizers.Optimizer, per_run_hyperparameters: bool = False) -> str | None:
     """What must be equal for two optimisers to train in one program: the class and every
-    constructor argument but the learning rate; ``None`` when this one cannot train here (not one
-    of the lab's classes, a callable learning rate that is not a schedule, weight averaging)."""
+    constructor argument but the learning rate (and, with ``per_run_hyperparameters``, but the
+    float hyperparameters of ``per_run_names``, of which only the sign must agree: a momentum of
+    0 builds no slots); ``None`` when this one cannot train here (not one of the lab's classes, a
+    callable learning rate that is not a schedule, weight averaging)."""
     cls = type(optimizer)
     if not cls.__module__.startswith("lab.optimizers") or optimizer.use_ema:
         return None
@@ -104,6 +120,9 @@ def optimizer_signature(optimizer: keras.optimizers.Optimizer) -> str | None:
         config = dict(optimizer.get_config())
     config.pop("learning_rate", None)
     config.pop("name", None)
+    if per_run_hyperparameters:
+        for name in per_run_names(config):
+            config[name] = f"per run, sign {int(np.sign(config[name]))}"
     return f"{cls.__module__}.{cls.__qualname__}:" + json.dumps(config, sort_keys=True, default=repr)
 
 
@@ -219,6 +238,9 @@ def train_runs(
     divergence_factor: float | None = DEFAULT_DIVERGENCE_FACTOR,
     checkpoint_seconds: float | None = None,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    per_run_hyperparameters: bool = False,
+    mode: str = "map",
+    should_stop: Callable[[int, dict], bool] | None = None,
 ) -> list[pd.DataFrame]:
     """Train run ``k`` (``models[k]`` with ``optimizers[k]``, data order ``seeds[k]``) for every
     ``k`` side by side; one ``train_run`` frame per run, in order.
@@ -235,6 +257,17 @@ def train_runs(
             passed since the last save, >= 0 (0: every epoch; ``None``: ``DEFAULT_CHECKPOINT_SECONDS``).
         memory_bytes: runs are trained in chunks whose estimated memory (``run_bytes``) stays
             under this, >= 1 (at least one run per chunk).
+        per_run_hyperparameters: let the runs' optimisers differ in the float hyperparameters of
+            ``per_run_names`` too: those that differ become variables of the program's optimiser,
+            one value per run. Not bit-exact to a single run: the program computes ``1 - beta``
+            from the float32 ``beta``, where the optimiser on its own computes it from the Python
+            float and rounds the result (see the README's "Vectorised trials").
+        mode: ``"map"`` (each run's steps exactly a single run's) or ``"vmap"`` (the runs batched
+            into each matrix product: the parallel form; float32 sums in another order, so
+            within a tolerance of a single run, not bit-exact).
+        should_stop: called with ``(k, row)`` after each new row of run ``k``; ``True`` stops that
+            run there (pruning): its state is kept as it is after that epoch and it gives no further
+            rows, as ``model.stop_training`` after the epoch on the ``fit`` path.
 
     Raises:
         IncompatibleRuns: before any training, when the runs cannot share a program.
@@ -257,11 +290,15 @@ def train_runs(
         raise ValueError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
     if int(memory_bytes) < 1:
         raise ValueError(f"memory_bytes must be >= 1, got {memory_bytes}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if keras.backend.backend() != "jax":
         raise IncompatibleRuns(f"vectorised training needs the JAX backend, not {keras.backend.backend()}")
-    signatures = {optimizer_signature(optimizer) for optimizer in optimizers}
+    signatures = {optimizer_signature(optimizer, per_run_hyperparameters) for optimizer in optimizers}
     if None in signatures or len(signatures) > 1:
-        raise IncompatibleRuns("the optimisers differ in more than their learning rate, or one cannot be vectorised")
+        raise IncompatibleRuns("the optimisers differ in more than their learning rate"
+                               + (" and hyperparameters" if per_run_hyperparameters else "")
+                               + ", or one cannot be vectorised")
     if len({_structure(model) for model in models}) > 1:
         raise IncompatibleRuns("the models have different architectures")
     folders = [Path(f) if f is not None else None for f in (checkpoint_dirs or [None] * count)]
@@ -273,7 +310,7 @@ def train_runs(
     arrays = _Arrays(data, validate)
     settings = dict(epochs=int(epochs), batch_size=int(batch_size), steps_per_execution=int(steps_per_execution),
                     divergence_factor=divergence_factor, checkpoint_seconds=float(checkpoint_seconds),
-                    on_epoch=on_epoch)
+                    on_epoch=on_epoch, mode=mode, should_stop=should_stop)
     pending = [run for run in runs if not run.finished(int(epochs))]
     # runs resumed at different epochs (a kill while a group was saving) train in separate programs
     for start in sorted({run.start_epoch for run in pending}):
@@ -318,6 +355,7 @@ class _Run:
             training.restore_checkpoint(model, folder / self.state["weights"])
         self.initial_loss = self.state.get("initial_loss") if self.state else None
         self.diverged = bool(self.rows) and self.rows[-1]["status"] == STATUS_DIVERGED
+        self.stopped = False  # by should_stop
 
     @property
     def start_epoch(self) -> int:
@@ -328,7 +366,8 @@ class _Run:
         return float(self.rows[-1]["seconds"]) if self.rows else 0.0
 
     def finished(self, epochs: int) -> bool:
-        return bool(self.state and self.state.get("finished")) or self.diverged or len(self.rows) >= epochs
+        return (bool(self.state and self.state.get("finished")) or self.diverged or self.stopped
+                or len(self.rows) >= epochs)
 
     def bytes(self, batch_size: int) -> int:
         slots = max(0, len(self.optimizer.variables) - 2) // max(1, len(self.model.trainable_variables))
@@ -355,7 +394,7 @@ class _Run:
 
     def save(self) -> None:
         if self.folder is not None:
-            training.save_checkpoint(self.folder, self.model, self.rows, finished=self.diverged,
+            training.save_checkpoint(self.folder, self.model, self.rows, finished=self.diverged or self.stopped,
                                      initial_loss=self.initial_loss)
 
     def finish(self) -> None:
@@ -386,7 +425,7 @@ class _Evaluation:
     (validation, the untrained loss) and the metrics' results. Groups of one architecture, loss and
     metrics (the optimisers of a comparison, say) share them, so each is compiled once."""
 
-    def __init__(self, template: keras.Model) -> None:
+    def __init__(self, template: keras.Model, mode: str = "map") -> None:
         import jax
         import jax.numpy as jnp
 
@@ -398,6 +437,8 @@ class _Evaluation:
             return [jnp.broadcast_to(v, (lanes, *jnp.shape(v))) for v in metrics_initial]
 
         def test_step(state, x, y):
+            if mode == "vmap":
+                return jax.vmap(lambda lane: template.test_step(lane, (x, y)))(state)
             return jax.lax.map(lambda lane: template.test_step(lane, (x, y)), state)
 
         def evaluate(trainable, non_trainable, x, y, batch):
@@ -434,18 +475,18 @@ _EVALUATIONS: dict[tuple, _Evaluation] = {}
 _EVALUATIONS_KEPT = 4
 
 
-def _shared_evaluation(model: keras.Model, template: keras.Model, loss, metrics) -> _Evaluation:
+def _shared_evaluation(model: keras.Model, template: keras.Model, loss, metrics, mode: str) -> _Evaluation:
     """The ``_Evaluation`` of ``model``'s architecture with ``loss`` and ``metrics``, made from
     ``template`` the first time (the few most recent ones are kept)."""
     try:
-        key = (_structure(model), loss, tuple(metrics))
+        key = (_structure(model), loss, tuple(metrics), mode)
         hash(key)
     except TypeError:  # an unhashable loss or metric: not shared
-        return _Evaluation(template)
+        return _Evaluation(template, mode)
     if key not in _EVALUATIONS:
         while len(_EVALUATIONS) >= _EVALUATIONS_KEPT:
             del _EVALUATIONS[next(iter(_EVALUATIONS))]
-        _EVALUATIONS[key] = _Evaluation(template)
+        _EVALUATIONS[key] = _Evaluation(template, mode)
     return _EVALUATIONS[key]
 
 
@@ -453,8 +494,8 @@ class _Program:
     """Runs of one start epoch, trained as one compiled program."""
 
     def __init__(self, runs, arrays: _Arrays, loss, metrics, *, epochs, batch_size, steps_per_execution,
-                 divergence_factor, checkpoint_seconds, on_epoch) -> None:
-        self.runs, self.arrays = runs, arrays
+                 divergence_factor, checkpoint_seconds, on_epoch, mode, should_stop) -> None:
+        self.runs, self.arrays, self.mode, self.should_stop = runs, arrays, mode, should_stop
         self.epochs, self.batch_size, self.steps_per_execution = epochs, batch_size, steps_per_execution
         self.divergence_factor, self.checkpoint_seconds, self.on_epoch = divergence_factor, checkpoint_seconds, on_epoch
         first = runs[0]
@@ -473,12 +514,49 @@ class _Program:
         self.template = template
         self.rate_index = _learning_rate_variable_index(self.template_optimizer, "_learning_rate")
         self.iterations_index = _learning_rate_variable_index(self.template_optimizer, "_iterations")
+        self._hold_hyperparameters_per_run()
         expected = len(self.template_optimizer.variables)
         for run in runs:
-            if len(run.optimizer_values(self.rate_index)) != expected:
+            if len(self._program_values(run)) != expected:
                 raise IncompatibleRuns("an optimiser's variables do not match the group's")
-        self.evaluation = _shared_evaluation(first.model, template, loss, metrics)
+        self.evaluation = _shared_evaluation(first.model, template, loss, metrics, mode)
         self._build_functions()
+
+    # --- hyperparameters per run -------------------------------------------------------------------
+
+    def _hold_hyperparameters_per_run(self) -> None:
+        """Each float hyperparameter in which the runs differ becomes a float32 variable of the
+        template's optimiser (appended to its variables), one lane per run, as the learning rate
+        is: optax's ``inject_hyperparams``. One that the update reads as a Python number (in an
+        ``if``, say) cannot be traced as a value: ``IncompatibleRuns`` then."""
+        import jax
+
+        with _tensorflow_unimported():
+            configs = [run.optimizer.get_config() for run in self.runs]
+        names = per_run_names(configs[0])
+        self.per_run = [name for name in names if len({config[name] for config in configs}) > 1]
+        self.per_run_values = [[np.float32(config[name]) for name in self.per_run] for config in configs]
+        optimizer = self.template_optimizer
+        for name, value in zip(self.per_run, self.per_run_values[0]):
+            setattr(optimizer, name, keras.Variable(value, dtype="float32", trainable=False, name=name))
+        if not self.per_run:
+            return
+        values = [v.value for v in optimizer.variables]
+        trainable = [v.value for v in self.template.trainable_variables]
+        try:
+            jax.eval_shape(lambda o, g, t: optimizer.stateless_apply(o, g, t), values, trainable, trainable)
+        except Exception as error:  # a tracer in a Python conditional, math.sqrt of one, ...
+            raise IncompatibleRuns(f"{type(optimizer).__name__} cannot hold {', '.join(self.per_run)} per run "
+                                   f"({type(error).__name__}): its runs train alone") from None
+
+    def _program_values(self, run: _Run) -> list:
+        """A run's optimiser variables in the program's layout: its own (a schedule's run has no rate
+        variable: a placeholder is inserted), then its per-run hyperparameters."""
+        return run.optimizer_values(self.rate_index) + list(self.per_run_values[self.runs.index(run)])
+
+    def _run_values(self, program_values: list) -> list:
+        """The inverse: the run's own optimiser variables from its lane of the program's."""
+        return list(program_values[:len(program_values) - len(self.per_run)])
 
     # --- the compiled functions ------------------------------------------------------------------
 
@@ -488,7 +566,7 @@ class _Program:
 
         template = self.template
         schedules = [run.schedule for run in self.runs]
-        rate_index, iterations_index = self.rate_index, self.iterations_index
+        rate_index, iterations_index, mode = self.rate_index, self.iterations_index, self.mode
         fresh_metrics = self.evaluation.fresh_metrics
         # the distinct schedules, and which one each run follows (-1: none, its own rate)
         distinct = list({id(s): s for s in schedules if s is not None}.values())
@@ -547,9 +625,9 @@ class _Program:
 
             trainable, non_trainable, optimizer_values, _ = state
             lanes = active.shape[0]
-            state, active = jax.lax.map(run_epoch, (
-                jnp.arange(lanes), (trainable, non_trainable, optimizer_values, fresh_metrics(lanes)), active,
-                limits, full_indices, rest_indices))
+            inputs = (jnp.arange(lanes), (trainable, non_trainable, optimizer_values, fresh_metrics(lanes)), active,
+                      limits, full_indices, rest_indices)
+            state, active = jax.vmap(run_epoch)(inputs) if mode == "vmap" else jax.lax.map(run_epoch, inputs)
             return state, active, rates_used(state[2])
 
         self.epoch_function = jax.jit(epoch, static_argnames="freeze")
@@ -569,7 +647,7 @@ class _Program:
         trainable = stack([[v.value for v in run.model.trainable_variables] for run in runs])
         non_trainable = (stack([[v.value for v in run.model.non_trainable_variables] for run in runs])
                          if runs[0].model.non_trainable_variables else [])
-        optimizer_values = stack([run.optimizer_values(self.rate_index) for run in runs])
+        optimizer_values = stack([self._program_values(run) for run in runs])
         return (trainable, non_trainable, optimizer_values, self.evaluation.fresh_metrics(len(runs)))
 
     def train(self) -> None:
@@ -633,10 +711,12 @@ class _Program:
                 run.rows.append(row)
                 if self.on_epoch is not None:
                     self.on_epoch(run.index, dict(row))
-            trained, newly_diverged = active.copy(), bool((active & ~still).any())
+                if still[k] and self.should_stop is not None and self.should_stop(run.index, dict(row)):
+                    run.stopped, still[k] = True, False
+            trained, newly_stopped = active.copy(), bool((active & ~still).any())
             active = still.copy()
             last = epoch + 1 == self.epochs or not active.any()
-            if last or newly_diverged or time.perf_counter() - last_save >= self.checkpoint_seconds:
+            if last or newly_stopped or time.perf_counter() - last_save >= self.checkpoint_seconds:
                 self._save(state, trained)
                 last_save = time.perf_counter()
             if not active.any():
@@ -651,8 +731,8 @@ class _Program:
         for k, run in enumerate(self.runs):
             if not trained[k]:
                 continue
-            run.take([v[k] for v in trainable], [v[k] for v in non_trainable], [v[k] for v in optimizer_values],
-                     self.rate_index)
+            run.take([v[k] for v in trainable], [v[k] for v in non_trainable],
+                     self._run_values([v[k] for v in optimizer_values]), self.rate_index)
             run.save()
 
 

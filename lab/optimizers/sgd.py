@@ -117,7 +117,7 @@ class SGD(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        if self.momentum == 0:
+        if not self.velocities:  # momentum == 0 (read from the slots, so momentum can be a traced value)
             self.assign_sub(variable, ops.multiply(g, lr))
             return
         beta = ops.convert_to_tensor(self.momentum, variable.dtype)
