@@ -46,7 +46,7 @@ from lab import datasets, models
 
 PROTOCOLS = ("notebook", "held_out")
 VALIDATION_FRACTION = 0.2
-_QUICK_FIELDS = {"data", "epochs", "batch_size", "target", "description"}
+_QUICK_FIELDS = {"data", "epochs", "batch_size", "target", "learning_rate", "description"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,27 +58,30 @@ class Problem:
         data: a callable of no arguments returning a ``lab.datasets.Split``.
         model: a callable of the seed returning a new, uncompiled Keras model.
         loss: as for ``model.compile``.
-        metrics: metric names as for ``model.compile``; may be empty.
+        metrics: metric names as for ``model.compile``, or stateless metric functions (such as
+            ``lab.metrics.bits_per_character``, named after the function); may be empty.
         epochs: epochs of the protocol, >= 1.
         batch_size: examples per step, >= 1; ``None`` for full batch.
         target: a value of the first metric (of the loss when there are no metrics) whose
             epochs and seconds to reach are reported; ``None``: none.
         higher_is_better: which way the target's quantity improves (``False`` for a loss).
-        learning_rate: the rate every optimiser uses on this problem unless its spec sets one.
+        learning_rate: the rate every optimiser uses on this problem unless its spec sets one: a
+            number or a ``LearningRateSchedule`` of the step (the protocol's schedule).
         description: the protocol in words, for reports.
-        quick: overrides for smoke runs (any of data, epochs, batch_size, target, description).
+        quick: overrides for smoke runs (any of data, epochs, batch_size, target, learning_rate,
+            description).
     """
 
     name: str
     data: Callable[[], datasets.Split]
     model: Callable[[int], keras.Model]
     loss: Any
-    metrics: tuple[str, ...] = ()
+    metrics: tuple[str | Callable, ...] = ()
     epochs: int
     batch_size: int | None
     target: float | None = None
     higher_is_better: bool = True
-    learning_rate: float | None = None
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None
     description: str = ""
     quick: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -88,14 +91,16 @@ class Problem:
         for attribute in ("data", "model"):
             if not callable(getattr(self, attribute)):
                 raise ValueError(f"{attribute} must be callable, got {getattr(self, attribute)!r}")
-        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
-            raise ValueError(f"metrics must be a tuple of metric names, got {self.metrics!r}")
+        if isinstance(self.metrics, str) or not all(isinstance(m, str) or _is_metric_function(m) for m in self.metrics):
+            raise ValueError(f"metrics must be a tuple of metric names or functions, got {self.metrics!r}")
         object.__setattr__(self, "metrics", tuple(self.metrics))
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"batch_size must be an integer >= 1 or None (full batch), got {self.batch_size!r}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
+        if self.learning_rate is not None and not isinstance(
+            self.learning_rate, keras.optimizers.schedules.LearningRateSchedule
+        ) and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
         unknown = set(self.quick) - _QUICK_FIELDS
         if unknown:
@@ -112,7 +117,7 @@ class Problem:
     @property
     def monitor(self) -> str:
         """The quantity the target refers to: the first metric, else the loss."""
-        return self.metrics[0] if self.metrics else "loss"
+        return metric_name(self.metrics[0]) if self.metrics else "loss"
 
     def quick_version(self) -> "Problem":
         """The problem with its ``quick`` overrides applied (the same problem when it has none)."""
@@ -132,6 +137,15 @@ class Problem:
         if not isinstance(split, datasets.Split):
             raise TypeError(f"problem {self.name!r}: data() must return a lab.datasets.Split, got {type(split).__name__}")
         return split.carve_validation(VALIDATION_FRACTION, seed=0)
+
+
+def _is_metric_function(metric: Any) -> bool:
+    return callable(metric) and not isinstance(metric, (type, keras.metrics.Metric)) and hasattr(metric, "__name__")
+
+
+def metric_name(metric: str | Callable) -> str:
+    """The column a metric gets in the rows: its name, or a metric function's ``__name__``."""
+    return metric if isinstance(metric, str) else metric.__name__
 
 
 def _problem_from_fields(values: dict) -> Problem:
