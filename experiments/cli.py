@@ -125,8 +125,9 @@ def add_training_arguments(
 ) -> None:
     """The flags of every study that trains, with the study's defaults: ``--problems``,
     ``--optimizers``, ``--seeds``, ``--epochs``, ``--batch-size``, ``--jobs``, ``--resume``,
-    ``--no-tensorboard``, ``--no-vectorize``, ``--no-progress`` and (with ``strategies``) ``--strategy``,
+    ``--no-tensorboard``, ``--vectorize`` (``--no-vectorize``), ``--no-progress`` and (with ``strategies``) ``--strategy``,
     ``--logical-cpus``. Lists are space-separated."""
+    from experiments.vectorized import VECTORIZE_CHOICES
     from lab.distribution import STRATEGY_NAMES
     from lab.problems import PROBLEMS
     from lab.registry import OPTIMIZERS
@@ -152,9 +153,14 @@ def add_training_arguments(
     add_resume_argument(parser)
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     parser.add_argument(
-        "--no-vectorize", action="store_true",
-        help="train every run alone with model.fit, never with compatible runs as one program (JAX)",
+        "--vectorize", choices=VECTORIZE_CHOICES, default="auto",
+        help="how compatible runs train as one program on JAX: map (each run's steps exactly a lone run's), vmap "
+        "(the runs batched into each matrix product), auto (map where the numbers must equal a lone run's, "
+        "the faster of the two elsewhere: see the README's 'Vectorised trials'), off (every run alone with "
+        "model.fit) (default: auto)",
     )
+    parser.add_argument("--no-vectorize", dest="vectorize", action="store_const", const="off",
+                        help="the same as --vectorize off")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     if strategies:
         parser.add_argument(
@@ -217,7 +223,7 @@ def grid_options(args: argparse.Namespace) -> dict[str, Any]:
     if distributed.num_workers > 1 and args.resume is not None:
         raise UsageError("--resume is not supported with --strategy multiworker: restart the run")
     return {"jobs": args.jobs, "distributed": distributed, "progress": not args.no_progress,
-            "tensorboard": not args.no_tensorboard, "vectorize": not getattr(args, "no_vectorize", False)}
+            "tensorboard": not args.no_tensorboard, "vectorize": getattr(args, "vectorize", "auto")}
 
 
 def machine_info() -> dict[str, Any]:

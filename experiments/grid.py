@@ -21,8 +21,13 @@ epochs (``experiments.vectorized.MAX_STEPS_PER_EPOCH`` steps at most) that share
 model, a protocol, the epochs, the batch size, ``steps_per_execution`` and an optimiser class with
 its arguments other than the learning rate, and have no callbacks and no averaged iterate, train
 together as one compiled program (``experiments.vectorized``), with the rows, checkpoints and
-TensorBoard runs (written from the rows) of one run per trial; ``vectorize=False``
-(``--no-vectorize``) trains every trial alone with ``train_run``. Everything else takes that path.
+TensorBoard runs (written from the rows) of one run per trial. ``vectorize`` (``--vectorize``)
+chooses how: ``"map"`` (each run's steps exactly a lone run's, so the rows are bit for bit those of
+``train_run``), ``"vmap"`` (the runs batched into each matrix product; within float32 rounding of a
+lone run), ``"auto"`` (``auto_mode``: map for these groups, whose rows are promised bit for bit)
+or ``"off"`` (every trial alone with ``train_run``). Everything else takes that path.
+``train_group`` trains any list of compatible trials this way (the fair protocol's trials, which
+differ in more than the learning rate, with ``per_run``).
 
 **Averaged iterates.** A trial whose optimiser is evaluated at an averaged iterate of its own
 (schedule-free AdamW and SGD: ``evaluation_weights``) is validated there, through
@@ -290,13 +295,15 @@ def run_grid(
     after: After | None = None,
     extra_files: Sequence[str] = (),
     results_file: str = RESULTS_FILE,
-    vectorize: bool = True,
+    vectorize: str | bool = "auto",
 ) -> GridResult:
     """Train every trial not yet in ``out/<results_file>``; see the module docstring.
 
     ``extra_files`` names every table ``after`` can return (read back on resume); ``vectorize``
-    lets compatible trials train together (JAX; see the module docstring).
+    (one of ``experiments.vectorized.VECTORIZE_CHOICES``; ``True`` is ``"auto"``, ``False``
+    ``"off"``) lets compatible trials train together (JAX; see the module docstring).
     """
+    vectorize = vectorize_choice(vectorize)
     out = Path(out)
     if distributed is not None and distributed.num_workers > 1 and not distributed.is_chief:
         # every worker trains the same trials in step; only the chief keeps the outputs
@@ -307,8 +314,26 @@ def run_grid(
     return _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file, vectorize)
 
 
+def vectorize_choice(vectorize: str | bool) -> str:
+    """``vectorize`` as one of ``VECTORIZE_CHOICES`` (``True`` is ``"auto"``, ``False`` ``"off"``)."""
+    from experiments.vectorized import VECTORIZE_CHOICES
+
+    choice = {True: "auto", False: "off"}.get(vectorize, vectorize) if isinstance(vectorize, bool) else vectorize
+    if choice not in VECTORIZE_CHOICES:
+        raise ValueError(f"vectorize must be one of {', '.join(VECTORIZE_CHOICES)}, got {vectorize!r}")
+    return choice
+
+
+def auto_mode(per_run: Sequence[str]) -> str:
+    """``--vectorize auto``'s mode for a group: ``"map"`` where the group's rows are promised bit
+    for bit equal to lone runs' (no ``per_run`` hyperparameters: a comparison's seeds), else
+    ``"vmap"``, the faster on the lab's problems (``python -m benchmarks.tuning_cost``: see the
+    README's "Vectorised trials")."""
+    return "vmap" if per_run else "map"
+
+
 def _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file,
-         vectorize=False) -> GridResult:
+         vectorize="off") -> GridResult:
     store = _Store(out, trials, results_file, extra_files)
     done = store.done()
     pending = []
@@ -335,11 +360,11 @@ def _postfix(row: Mapping[str, Any], problem: Problem) -> dict[str, str]:
     return postfix
 
 
-def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, distributed, vectorize=False) -> None:
+def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, distributed, vectorize="off") -> None:
     from tqdm import tqdm
 
     data = DataCache()
-    groups = _vectorized_groups(pending, distributed, data) if vectorize else {}
+    groups = _vectorized_groups(pending, distributed, data) if vectorize != "off" else {}
     finished: set[tuple[str, ...]] = set()
     for index, trial in pending:
         if trial.key in finished:  # trained with its group
@@ -348,7 +373,10 @@ def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, d
         if group is not None:
             for _, member in group:  # trained now, or alone when its turn comes
                 groups.pop(member.key)
-            trained = _train_group(group, total, data, out, progress, tensorboard, after)
+            label = f"[{group[0][0]}/{total}] {trial.description}"
+            mode = auto_mode(()) if vectorize == "auto" else vectorize
+            trained = train_group([member for _, member in group], data, out, label=label, progress=progress,
+                                  tensorboard=tensorboard, after=after, mode=mode)
             if trained is not None:
                 store.add_all([(member, rows, extras) for (_, member), (rows, extras) in zip(group, trained)])
                 finished.update(member.key for _, member in group)
@@ -366,49 +394,67 @@ def _run_in_sequence(pending, total, out, store, progress, tensorboard, after, d
         store.add(trial, rows, extras)
 
 
-def _vectorized_groups(pending, distributed, data) -> dict[tuple[str, ...], list]:
-    """Trial key -> the ``(index, trial)`` pairs of its vectorised group (``experiments.vectorized``),
-    for the pending trials that can join one (and whose epochs are short enough to gain from it)."""
-    import keras
-
+def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tuple | None:
+    """What trials must share to train in one vectorised program (``train_group``), hyperparameters
+    ``per_run`` aside; ``None`` for a trial that cannot join one (callbacks, no JIT, an
+    optimiser the program cannot hold, an averaged iterate) or would not gain from it (epochs of
+    more than ``MAX_STEPS_PER_EPOCH`` steps)."""
     from experiments.vectorized import MAX_STEPS_PER_EPOCH, optimizer_signature
     from lab.callbacks.averaged_weights import keeps_averaged_iterate
 
-    if keras.backend.backend() != "jax" or (distributed is not None and distributed.strategy is not None):
+    if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
+        return None
+    batch_size = trial.batch_size or trial.problem.batch_size
+    if batch_size is not None:
+        examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
+        if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
+            return None
+    optimizer = build_optimizer(trial)
+    signature = optimizer_signature(optimizer, per_run)
+    # the program validates the weights trained; an averaged iterate is validated on the fit path
+    if signature is None or keeps_averaged_iterate(optimizer):
+        return None
+    try:
+        problem = hash(trial.problem) and trial.problem
+    except TypeError:  # a problem holding an unhashable loss, say
+        problem = id(trial.problem)
+    return (problem, trial.model or trial.problem.model, trial.protocol, trial.epochs_to_run,
+            trial.batch_size or trial.problem.batch_size, trial.steps_per_execution, signature)
+
+
+def can_vectorize(distributed=None) -> bool:
+    """Whether vectorised groups can train here: the JAX backend, no distribution strategy."""
+    import keras
+
+    return keras.backend.backend() == "jax" and (distributed is None or distributed.strategy is None)
+
+
+def _vectorized_groups(pending, distributed, data) -> dict[tuple[str, ...], list]:
+    """Trial key -> the ``(index, trial)`` pairs of its vectorised group (``experiments.vectorized``),
+    for the pending trials that can join one (and whose epochs are short enough to gain from it)."""
+    if not can_vectorize(distributed):
         return {}
     groups: dict[tuple, list] = {}
     for index, trial in pending:
-        if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
-            continue
-        batch_size = trial.batch_size or trial.problem.batch_size
-        if batch_size is not None:
-            examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
-            if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
-                continue
-        optimizer = build_optimizer(trial)
-        signature = optimizer_signature(optimizer)
-        # the program validates the weights trained; an averaged iterate is validated on the fit path
-        if signature is None or keeps_averaged_iterate(optimizer):
-            continue
-        try:
-            problem = hash(trial.problem) and trial.problem
-        except TypeError:  # a problem holding an unhashable loss, say
-            problem = id(trial.problem)
-        key = (problem, trial.model or trial.problem.model, trial.protocol, trial.epochs_to_run,
-               trial.batch_size or trial.problem.batch_size, trial.steps_per_execution, signature)
-        groups.setdefault(key, []).append((index, trial))
+        key = group_key(trial, data)
+        if key is not None:
+            groups.setdefault(key, []).append((index, trial))
     return {trial.key: members for members in groups.values() for _, trial in members}
 
 
-def _train_group(group, total, data, out, progress, tensorboard, after):
-    """Train a vectorised group: each member's labelled rows and extras, in order; ``None`` when
-    the members cannot share a program after all (an unseeded model builder, say)."""
+def train_group(trials: Sequence[Trial], data: DataCache, out: Path, *, label: str, progress: bool = True,
+                tensorboard: bool = True, after: After | None = None, mode: str = "map",
+                per_run: Sequence[str] = (), should_stop: Callable[[int, dict], bool] | None = None):
+    """Train trials of one ``group_key`` as one vectorised program (``experiments.vectorized.train_runs``
+    with ``mode``, ``per_run`` and ``should_stop``): each trial's labelled rows and extras, in
+    order; ``None`` when they cannot share a program after all (an unseeded model builder, an
+    optimiser whose update reads a ``per_run`` hyperparameter as a Python number, ...), before
+    anything is trained."""
     import keras
     from tqdm import tqdm
 
     from experiments.vectorized import IncompatibleRuns, builds_seeded_models, train_runs, write_tensorboard
 
-    trials = [trial for _, trial in group]
     first = trials[0]
     if tensorboard:  # no TensorFlow, no logs: say so before training, as the fit path does
         from lab.tensorboard_logs import tensorflow_summary
@@ -420,7 +466,7 @@ def _train_group(group, total, data, out, progress, tensorboard, after):
         return None
     split = protocol_view(data(first.problem), first.protocol)
     models = [build(trial.seed) for trial in trials]
-    label = f"[{group[0][0]}/{total}] {first.description}" + (f" +{len(group) - 1} together" if len(group) > 1 else "")
+    label += f" +{len(trials) - 1} together" if len(trials) > 1 else ""
     with tqdm(total=first.epochs_to_run, desc=label, unit="epoch", disable=not progress, file=sys.stderr) as bar:
 
         def on_epoch(member: int, row: dict) -> None:
@@ -435,7 +481,7 @@ def _train_group(group, total, data, out, progress, tensorboard, after):
                 batch_size=first.batch_size or first.problem.batch_size or len(split.x_train),
                 seeds=[trial.seed for trial in trials], loss=first.problem.loss, metrics=first.problem.metrics,
                 checkpoint_dirs=[Path(out, CHECKPOINTS, trial.folder) for trial in trials], on_epoch=on_epoch,
-                steps_per_execution=first.steps_per_execution,
+                steps_per_execution=first.steps_per_execution, mode=mode, per_run=per_run, should_stop=should_stop,
             )
         except IncompatibleRuns:
             return None

@@ -85,6 +85,8 @@ DEFAULT_MEMORY_BYTES = 2 * 1024**3
 # how a program steps its runs: "map", each run's steps in turn (bit-exact to a single run), or
 # "vmap", the runs batched into each operation (the parallel form)
 MODES = ("map", "vmap")
+# the command line's --vectorize: a mode, "auto" (the grid's rule) or "off" (every run alone)
+VECTORIZE_CHOICES = ("auto", *MODES, "off")
 # float arguments that are not hyperparameters of the update (or that Keras reads outside the
 # compiled step): never per-run values
 _NOT_PER_RUN = frozenset({"ema_momentum", "clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor"})
@@ -96,20 +98,21 @@ class IncompatibleRuns(ValueError):
     """The runs cannot share one program (another architecture, optimiser, backend...)."""
 
 
-def per_run_names(config: dict[str, Any]) -> list[str]:
-    """The arguments of an optimiser's config that a program can hold per run, as optimiser state:
-    its float hyperparameters (momentum, rho, the betas, epsilon, weight decay, ...), not the step
-    counts, switches and clipping thresholds."""
-    return sorted(name for name, value in config.items()
-                  if isinstance(value, float) and name not in _NOT_PER_RUN and name != "learning_rate")
+def per_run_names(config: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """Those of ``names`` that a program can hold per run, as optimiser state: the float
+    hyperparameters of the optimiser's ``config`` (momentum, rho, the betas, epsilon, weight
+    decay, ...), not its step counts, switches and clipping thresholds, nor the learning rate
+    (always per run)."""
+    return sorted(name for name in set(names)
+                  if isinstance(config.get(name), float) and name not in _NOT_PER_RUN and name != "learning_rate")
 
 
-def optimizer_signature(optimizer: keras.optimizers.Optimizer, per_run_hyperparameters: bool = False) -> str | None:
+def optimizer_signature(optimizer: keras.optimizers.Optimizer, per_run: Sequence[str] = ()) -> str | None:
     """What must be equal for two optimisers to train in one program: the class and every
-    constructor argument but the learning rate (and, with ``per_run_hyperparameters``, but the
-    float hyperparameters of ``per_run_names``, of which only the sign must agree: a momentum of
-    0 builds no slots); ``None`` when this one cannot train here (not one of the lab's classes, a
-    callable learning rate that is not a schedule, weight averaging)."""
+    constructor argument but the learning rate and the hyperparameters ``per_run`` names (of
+    which only the sign must agree: a momentum of 0 builds no slots); ``None`` when this one
+    cannot train here (not one of the lab's classes, a callable learning rate that is not a
+    schedule, weight averaging)."""
     cls = type(optimizer)
     if not cls.__module__.startswith("lab.optimizers") or optimizer.use_ema:
         return None
@@ -120,9 +123,8 @@ def optimizer_signature(optimizer: keras.optimizers.Optimizer, per_run_hyperpara
         config = dict(optimizer.get_config())
     config.pop("learning_rate", None)
     config.pop("name", None)
-    if per_run_hyperparameters:
-        for name in per_run_names(config):
-            config[name] = f"per run, sign {int(np.sign(config[name]))}"
+    for name in per_run_names(config, per_run):
+        config[name] = f"per run, sign {int(np.sign(config[name]))}"
     return f"{cls.__module__}.{cls.__qualname__}:" + json.dumps(config, sort_keys=True, default=repr)
 
 
@@ -238,7 +240,7 @@ def train_runs(
     divergence_factor: float | None = DEFAULT_DIVERGENCE_FACTOR,
     checkpoint_seconds: float | None = None,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
-    per_run_hyperparameters: bool = False,
+    per_run: Sequence[str] = (),
     mode: str = "map",
     should_stop: Callable[[int, dict], bool] | None = None,
 ) -> list[pd.DataFrame]:
@@ -257,11 +259,12 @@ def train_runs(
             passed since the last save, >= 0 (0: every epoch; ``None``: ``DEFAULT_CHECKPOINT_SECONDS``).
         memory_bytes: runs are trained in chunks whose estimated memory (``run_bytes``) stays
             under this, >= 1 (at least one run per chunk).
-        per_run_hyperparameters: let the runs' optimisers differ in the float hyperparameters of
-            ``per_run_names`` too: those that differ become variables of the program's optimiser,
-            one value per run. Not bit-exact to a single run: the program computes ``1 - beta``
-            from the float32 ``beta``, where the optimiser on its own computes it from the Python
-            float and rounds the result (see the README's "Vectorised trials").
+        per_run: float hyperparameters (``per_run_names``) in which the runs' optimisers may
+            differ: each becomes a float32 variable of the program's optimiser, one value per
+            run, in every run (so a run's numbers do not depend on its neighbours). Not
+            bit-exact to a run alone: the program computes ``1 - beta`` from the float32
+            ``beta``, where the optimiser alone computes it from the Python float and rounds the
+            result (see the README's "Vectorised trials").
         mode: ``"map"`` (each run's steps exactly a single run's) or ``"vmap"`` (the runs batched
             into each matrix product: the parallel form; float32 sums in another order, so
             within a tolerance of a single run, not bit-exact).
@@ -294,11 +297,11 @@ def train_runs(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if keras.backend.backend() != "jax":
         raise IncompatibleRuns(f"vectorised training needs the JAX backend, not {keras.backend.backend()}")
-    signatures = {optimizer_signature(optimizer, per_run_hyperparameters) for optimizer in optimizers}
+    per_run = tuple(per_run)
+    signatures = {optimizer_signature(optimizer, per_run) for optimizer in optimizers}
     if None in signatures or len(signatures) > 1:
-        raise IncompatibleRuns("the optimisers differ in more than their learning rate"
-                               + (" and hyperparameters" if per_run_hyperparameters else "")
-                               + ", or one cannot be vectorised")
+        held = ", ".join(("learning_rate", *per_run))
+        raise IncompatibleRuns(f"the optimisers differ in more than {held}, or one cannot be vectorised")
     if len({_structure(model) for model in models}) > 1:
         raise IncompatibleRuns("the models have different architectures")
     folders = [Path(f) if f is not None else None for f in (checkpoint_dirs or [None] * count)]
@@ -310,7 +313,7 @@ def train_runs(
     arrays = _Arrays(data, validate)
     settings = dict(epochs=int(epochs), batch_size=int(batch_size), steps_per_execution=int(steps_per_execution),
                     divergence_factor=divergence_factor, checkpoint_seconds=float(checkpoint_seconds),
-                    on_epoch=on_epoch, mode=mode, should_stop=should_stop)
+                    on_epoch=on_epoch, mode=mode, should_stop=should_stop, per_run=per_run)
     pending = [run for run in runs if not run.finished(int(epochs))]
     # runs resumed at different epochs (a kill while a group was saving) train in separate programs
     for start in sorted({run.start_epoch for run in pending}):
@@ -494,7 +497,7 @@ class _Program:
     """Runs of one start epoch, trained as one compiled program."""
 
     def __init__(self, runs, arrays: _Arrays, loss, metrics, *, epochs, batch_size, steps_per_execution,
-                 divergence_factor, checkpoint_seconds, on_epoch, mode, should_stop) -> None:
+                 divergence_factor, checkpoint_seconds, on_epoch, mode, should_stop, per_run) -> None:
         self.runs, self.arrays, self.mode, self.should_stop = runs, arrays, mode, should_stop
         self.epochs, self.batch_size, self.steps_per_execution = epochs, batch_size, steps_per_execution
         self.divergence_factor, self.checkpoint_seconds, self.on_epoch = divergence_factor, checkpoint_seconds, on_epoch
@@ -514,7 +517,7 @@ class _Program:
         self.template = template
         self.rate_index = _learning_rate_variable_index(self.template_optimizer, "_learning_rate")
         self.iterations_index = _learning_rate_variable_index(self.template_optimizer, "_iterations")
-        self._hold_hyperparameters_per_run()
+        self._hold_hyperparameters_per_run(per_run)
         expected = len(self.template_optimizer.variables)
         for run in runs:
             if len(self._program_values(run)) != expected:
@@ -524,17 +527,16 @@ class _Program:
 
     # --- hyperparameters per run -------------------------------------------------------------------
 
-    def _hold_hyperparameters_per_run(self) -> None:
-        """Each float hyperparameter in which the runs differ becomes a float32 variable of the
-        template's optimiser (appended to its variables), one lane per run, as the learning rate
-        is: optax's ``inject_hyperparams``. One that the update reads as a Python number (in an
-        ``if``, say) cannot be traced as a value: ``IncompatibleRuns`` then."""
+    def _hold_hyperparameters_per_run(self, names: Sequence[str]) -> None:
+        """Each float hyperparameter ``names`` lists becomes a float32 variable of the template's
+        optimiser (appended to its variables), one lane per run, as the learning rate is: optax's
+        ``inject_hyperparams``. One that the update reads as a Python number (in an ``if``, say)
+        cannot be traced as a value: ``IncompatibleRuns`` then."""
         import jax
 
         with _tensorflow_unimported():
             configs = [run.optimizer.get_config() for run in self.runs]
-        names = per_run_names(configs[0])
-        self.per_run = [name for name in names if len({config[name] for config in configs}) > 1]
+        self.per_run = per_run_names(configs[0], names)
         self.per_run_values = [[np.float32(config[name]) for name in self.per_run] for config in configs]
         optimizer = self.template_optimizer
         for name, value in zip(self.per_run, self.per_run_values[0]):

@@ -153,7 +153,7 @@ def run_finals(settings: Settings, tuning: pd.DataFrame, out: Path) -> pd.DataFr
     pairs_and_trials = final_trials(settings, tuning)
     trials = [trial for _, trial in pairs_and_trials]
     grid = run_grid(trials, out, jobs=settings.jobs, progress=settings.progress, tensorboard=settings.tensorboard,
-                    after=test_scores, extra_files=(TEST_FILE,))
+                    after=test_scores, extra_files=(TEST_FILE,), vectorize=settings.vectorize)
     results = merge_test_scores(grid.results, grid.extras[TEST_FILE])
     cli.write_csv_atomic(out / RESULTS_FILE, results)
     if settings.tensorboard:

@@ -16,17 +16,12 @@ from lab.search_spaces import SearchSpace, load_search_spaces, space_for, space_
 NAME = "compare_optimizers"
 TUNING_FILE = "tuning.csv"
 TEST_FILE = "test.csv"
-STORAGE_FILE = "tuning.db"
 METHODS = ("search", "finder")
 PRUNERS = ("median", "halving")
 SAMPLER_SEED = 0
 TRIAL_SEED = 0
 FINDER_STEPS = 100
 FINDER_SUGGESTION = "minimum"  # a tenth of the rate at the lowest smoothed loss
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 120  # seconds without one before the trial is presumed dead
-SCHEMA_RACE_RETRIES = 10  # openings of a new storage that another worker is creating at the same moment
-PLAN_TIMEOUT = 600  # seconds a worker waits for the chief to queue the trials
 STATUSES = ("ok", "diverged", "pruned")
 SETTINGS = ("tuned", "default")
 # settings of a run that do not change its numbers: a process joining the run may differ in them
@@ -101,6 +96,7 @@ class Settings:
     progress: bool = True
     jobs: int = 1
     target: float | None = None
+    vectorize: str = "auto"  # --vectorize (experiments.grid): how a study's trials train together
 
     def study_attributes(self, pair: Pair) -> dict[str, Any]:
         """What a study must agree on with every process that joins it."""
@@ -141,4 +137,5 @@ def check_settings(args: argparse.Namespace, problems: Sequence, optimizers: Seq
                 raise cli.UsageError(f"--tune-by finder: {optimizer} has no log-scale learning_rate in its search space")
             pairs.append(Pair(problem, optimizer, space))
     return Settings(tuple(pairs), args.tune_by, args.tune, seeds, args.epochs, args.batch_size, args.prune,
-                    args.storage, not args.no_tensorboard, not args.no_progress, args.jobs, args.target)
+                    args.storage, not args.no_tensorboard, not args.no_progress, args.jobs, args.target,
+                    getattr(args, "vectorize", "auto"))

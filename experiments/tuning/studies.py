@@ -111,12 +111,17 @@ def plan(space: SearchSpace, budget: int) -> list[dict[str, float]]:
     return points
 
 
-def make_pruner(name: str | None):
+def make_pruner(name: str | None, epochs: int):
+    """Optuna's pruner of ``--prune``: the median pruner, or successive halving with its first
+    rung at ``max(1, epochs // 100)`` epochs. That is the rung ``min_resource="auto"`` settles
+    on once a first trial has run all ``epochs``; set up front, it lets the members of a
+    vectorised group, which report their epochs in lockstep, get the decisions they get one
+    after another (``experiments.tuning.trials``)."""
     optuna = quiet_optuna()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 100))
     return optuna.pruners.NopPruner()
 
 
@@ -144,7 +149,8 @@ def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
     chief = resume
     for position, pair in enumerate(settings.pairs):
         arguments = dict(study_name=pair.study_name, storage=storage, sampler=make_sampler(),
-                         pruner=make_pruner(settings.prune), direction=direction(pair))
+                         pruner=make_pruner(settings.prune, settings.epochs or pair.problem.epochs),
+                         direction=direction(pair))
         try:
             study = optuna.create_study(**arguments, load_if_exists=False)
             created = True
@@ -163,7 +169,7 @@ def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
         if chief:
             _queue_plan(study, pair, settings.budget)
             if resume:
-                retry_running(study)
+                retry_running(storage, study)
         studies[pair.study_name] = study
     if not chief:
         for pair in settings.pairs:
@@ -218,65 +224,82 @@ def _wait_for_plan(study) -> None:
         time.sleep(0.5)
 
 
-def retry_running(study) -> list[int]:
+def trial_id(storage, study, number: int) -> int:
+    """The storage's id of trial ``number`` of ``study`` (Optuna's public way to it)."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def retry_running(storage, study) -> list[int]:
     """Mark every RUNNING trial FAIL and queue its parameters again (same index, same
     intermediate values): what Optuna's heartbeat does to a stale trial, without waiting for the
     grace period. The indices retried."""
-    import copy
-
     optuna = quiet_optuna()
-    storage = study._storage
-    callback = storage.get_heartbeat_stale_trial_callback()
     retried = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        try:
-            if not storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
-        retried.append(trial.user_attrs.get("index"))
+        if _fail_and_queue_again(storage, study, trial_id(storage, study, trial.number)):
+            retried.append(trial.user_attrs.get("index"))
     return retried
 
 
-def retry_running_trial(study, optuna_trial) -> None:
-    """Queue a trial this process cannot finish (an exception, Ctrl-C) again, as a stale one."""
-    import copy
-
-    optuna = quiet_optuna()
-    storage = study._storage
+def retry_running_trials(storage, study, trial_ids) -> None:
+    """Queue trials this process cannot finish (an exception, Ctrl-C) again, as stale ones."""
     try:
-        if storage.set_trial_state_values(optuna_trial._trial_id, state=optuna.trial.TrialState.FAIL):
-            storage.get_heartbeat_stale_trial_callback()(study, copy.deepcopy(storage.get_trial(optuna_trial._trial_id)))
+        for identifier in trial_ids:
+            _fail_and_queue_again(storage, study, identifier)
     except Exception:  # the storage itself may be what failed; --resume retries RUNNING trials
         pass
 
 
-def take_trial(study):
-    """A queued trial of ``study``, now RUNNING and this process's, or ``None`` when none is
-    queued. Never creates a trial: the budget is the queue."""
+def _fail_and_queue_again(storage, study, identifier: int) -> bool:
+    import copy
+
     optuna = quiet_optuna()
-    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(identifier, state=optuna.trial.TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    storage.get_heartbeat_stale_trial_callback()(study, copy.deepcopy(storage.get_trial(identifier)))
+    return True
+
+
+def take_trials(storage, study, limit: int | None = None) -> list:
+    """Up to ``limit`` (``None``: all) queued trials of ``study``, now RUNNING and this process's,
+    in queue order: a vectorised group's members. Each is Optuna's atomic WAITING -> RUNNING
+    transition, so processes sharing the storage never take one trial twice. Never creates a
+    trial: the budget is the queue."""
+    optuna = quiet_optuna()
+    taken = []
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        if limit is not None and len(taken) >= limit:
+            break
+        identifier = trial_id(storage, study, frozen.number)
         try:
-            if storage.set_trial_state_values(frozen._trial_id, state=optuna.trial.TrialState.RUNNING):
-                return optuna.Trial(study, frozen._trial_id)
+            if storage.set_trial_state_values(identifier, state=optuna.trial.TrialState.RUNNING):
+                taken.append(optuna.Trial(study, identifier))
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-    return None
+    return taken
+
+
+def take_trial(storage, study):
+    """A queued trial of ``study``, now RUNNING and this process's, or ``None`` when none is queued."""
+    taken = take_trials(storage, study, limit=1)
+    return taken[0] if taken else None
 
 
 class Heartbeat:
-    """Records a running trial's heartbeat every ``HEARTBEAT_INTERVAL`` seconds in a thread."""
+    """Records running trials' heartbeats every ``HEARTBEAT_INTERVAL`` seconds in a thread."""
 
-    def __init__(self, storage, trial_id: int) -> None:
-        self.storage, self.trial_id = storage, trial_id
+    def __init__(self, storage, trial_ids) -> None:
+        self.storage, self.trial_ids = storage, list(trial_ids)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
         while True:
-            self.storage.record_heartbeat(self.trial_id)
+            for identifier in self.trial_ids:
+                self.storage.record_heartbeat(identifier)
             if self._stop.wait(HEARTBEAT_INTERVAL):
                 return
 
