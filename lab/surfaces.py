@@ -88,10 +88,12 @@ class Surface:
 
     def values(self, *coordinates: np.ndarray) -> np.ndarray:
         """f evaluated elementwise on NumPy coordinate arrays (e.g. a meshgrid), as a float64 array."""
-        arrays = [np.asarray(c, dtype=np.float64) for c in coordinates]
-        if len(arrays) != self.dimension:
-            raise ValueError(f"{self.name} takes {self.dimension} coordinate(s), got {len(arrays)}.")
-        return np.asarray(ops.convert_to_numpy(self.function(*arrays)), dtype=np.float64)
+        if len(coordinates) != self.dimension:
+            raise ValueError(f"{self.name} takes {self.dimension} coordinate(s), got {len(coordinates)}.")
+        # backend tensors, not NumPy arrays: PyTorch refuses ``ndarray - Tensor`` (NumPy's operator
+        # runs first and does not defer to a torch tensor), which a surface's ``a - x`` would be
+        tensors = [ops.convert_to_tensor(np.asarray(c, dtype=np.float64)) for c in coordinates]
+        return np.asarray(ops.convert_to_numpy(self.function(*tensors)), dtype=np.float64)
 
     def grid(self, resolution: int = 200) -> tuple[np.ndarray, ...]:
         """Coordinates over the plotting box and f on them: ``(xs, f)`` in 1-D, ``(X, Y, f)`` in 2-D."""
