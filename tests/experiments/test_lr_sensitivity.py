@@ -74,6 +74,7 @@ def test_trainable_ranges_width_in_decades():
 
 
 @pytest.mark.slow
+@pytest.mark.backend_agnostic
 def test_quick_run_in_process(tmp_path):
     out = tmp_path / "lr"
     argv = ["--quick", "--problems", "moons", "--optimizers", "sgd", "--learning-rates", "1", "10000", "--epochs", "3",
@@ -87,6 +88,8 @@ def test_quick_run_in_process(tmp_path):
     assert list(sweep.columns[:5]) == ["problem", "optimizer", "set_learning_rate", "seed", "epoch"]
     assert set(sweep["epoch"]) <= {1, 2, 3} and "val_accuracy" in sweep
     finals = pd.read_csv(out / "sweep_final.csv").set_index("learning_rate")
+    # diverged on every backend: on TensorFlow the loss grows without bound, on JAX (the
+    # cross-entropy of clipped probabilities) it sticks at 4.35 times the untrained loss
     assert not finals.loc[1.0, "diverged"] and finals.loc[10000.0, "diverged"]
     assert not finals.loc[10000.0, "trains"]
     assert finals["threshold"].iloc[0] == pytest.approx(0.5 * math.log(2))
