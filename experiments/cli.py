@@ -1,4 +1,5 @@
-"""The command line every experiment shares: its flags, run folders, atomic writes, exit codes.
+"""The command line every experiment shares: its flags, run folders, exit codes (and, from
+``experiments.atomic_files``, the atomic writes every study uses).
 
 An experiment module declares its runs as data, runs them, and hands DataFrames to its
 summarising and plotting functions. Only its ``main`` prints. Bad input raises ``UsageError``,
@@ -31,6 +32,9 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+# the studies write their files through cli (cli.write_csv_atomic, ...)
+from experiments.atomic_files import write_csv_atomic, write_json_atomic, write_text_atomic  # noqa: F401
 
 EXIT_USAGE = 2
 # settings a resumed run may take anew: they change how it runs, not its numbers
@@ -359,39 +363,6 @@ def checkpoint_dir(out: Path, *parts: object) -> Path:
 def remove_checkpoints(out: Path) -> None:
     """Drop the checkpoints once the results they hold are written to the output files."""
     shutil.rmtree(Path(out) / CHECKPOINTS, ignore_errors=True)
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w", *, sync: bool = True) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file.
-
-    The rename is what a killed process cannot interrupt; ``sync`` also flushes the data to disk
-    before it, so that the file survives a crash of the machine too.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    _atomic_write(path, lambda handle: handle.write(text))
-
-
-def write_json_atomic(path: Path, data: Any, *, sync: bool = True) -> None:
-    _atomic_write(path, lambda handle: json.dump(data, handle, indent=2, sort_keys=True, default=str), sync=sync)
-
-
-def write_csv_atomic(path: Path, frame) -> None:
-    """Write a pandas DataFrame as CSV (no index), atomically."""
-    _atomic_write(path, lambda handle: frame.to_csv(handle, index=False))
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:

@@ -67,7 +67,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from experiments.cli import write_json_atomic
+from experiments.atomic_files import write_json_atomic
 from lab.callbacks.conflicts import check_callbacks
 from lab.tensorboard_logs import tensorboard_callback
 

@@ -40,6 +40,8 @@ import keras
 from keras import ops
 from keras.src.backend.common.stateless_scope import in_stateless_scope  # no public equivalent
 
+from lab.optimizers.nadam_momentum import MOMENTUM_DECAY
+
 Rule = Callable[[Any, list, list, Any], None]
 
 # update_step function -> the rule that mirrors it (identity, not name: an override is not found)
@@ -219,12 +221,10 @@ def nadam(optimizer: Any, grads: list, variables: list, learning_rate: Any) -> N
     dtype = variables[0].dtype
     lr = _scalar(learning_rate, dtype)
     t = _step_number(optimizer)
-    from lab.optimizers.nadam import MOMENTUM_DECAY  # here: nadam imports this module
-
     beta_1 = _scalar(optimizer.beta_1, dtype)
     mu_t = beta_1 * (1 - 0.5 * MOMENTUM_DECAY**t)  # μ_t = β₁·(1 − ½·0.96ᵗ)
     mu_next = beta_1 * (1 - 0.5 * MOMENTUM_DECAY ** (t + 1))
-    mu_product = _scalar(optimizer._u_product, dtype)  # Π_{i≤t} μ_i
+    mu_product = _scalar(optimizer.mu_product, dtype)  # Π_{i≤t} μ_i
     mu_product_next = mu_product * mu_next  # Π_{i≤t+1} μ_i
     bias_2 = 1 - _scalar(optimizer.beta_2, dtype) ** t
     thetas = [variable.value for variable in variables]

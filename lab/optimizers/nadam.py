@@ -9,9 +9,7 @@ from keras import ops
 
 from lab import checks
 from lab.optimizers import multi_tensor
-
-# Dozat's momentum schedule μ_t = β₁·(1 − ½·MOMENTUM_DECAY^t), as in Keras and TensorFlow.
-MOMENTUM_DECAY = 0.96
+from lab.optimizers.nadam_momentum import MOMENTUM_DECAY
 
 
 @keras.saving.register_keras_serializable(package="lab")

@@ -8,7 +8,8 @@ import keras
 from keras import ops
 
 from lab import checks
-from lab.optimizers.nadam import MOMENTUM_DECAY, Nadam
+from lab.optimizers.nadam import Nadam
+from lab.optimizers.nadam_momentum import MOMENTUM_DECAY
 
 
 @keras.saving.register_keras_serializable(package="lab")
