@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.atomic_files import write_json_atomic
+from lab import internals
 from lab.callbacks.conflicts import check_callbacks
 from lab.tensorboard_logs import tensorboard_callback
 
@@ -153,7 +154,7 @@ def _tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, order: _EpochOrde
 
 def _learning_rate_now(optimizer: keras.optimizers.Optimizer) -> float:
     """The rate used by the optimiser's most recent step."""
-    rate = optimizer._learning_rate  # the variable, or the schedule as given
+    rate = internals.learning_rate_or_schedule(optimizer)  # the variable, or the schedule as given
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         step = max(int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1, 0)
         return float(keras.ops.convert_to_numpy(rate(step)))

@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from lab import internals
 from lab.callbacks.learning_rate import base_optimizer, model_optimizers
 
 
@@ -24,9 +25,10 @@ def evaluation_weights(optimizer: keras.optimizers.Optimizer, variables: list) -
     optimizer = base_optimizer(optimizer)
     if keeps_averaged_iterate(optimizer):
         return list(optimizer.evaluation_weights(variables))
-    if getattr(optimizer, "use_ema", False) and hasattr(optimizer, "_model_variables_moving_average"):
-        averages = optimizer._model_variables_moving_average
-        return [averages[optimizer._get_variable_index(variable)] for variable in variables]
+    if getattr(optimizer, "use_ema", False):
+        averages = [internals.moving_average(optimizer, variable) for variable in variables]
+        if all(average is not None for average in averages):
+            return averages
     raise ValueError(
         "AveragedWeights needs an optimizer that keeps averaged weights: `use_ema=True` (any "
         "Keras optimizer) or an `evaluation_weights(variables)` method (schedule-free ones)."

@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras.optimizers.schedules import LearningRateSchedule
 
+from lab import internals
+
 
 def model_optimizers(model: keras.Model) -> list[keras.optimizers.Optimizer]:
     """The optimizers ``model`` trains with (the inner ones of a multi-optimizer)."""
@@ -35,7 +37,7 @@ def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Op
 
 def learning_rate_schedule(optimizer: keras.optimizers.Optimizer) -> LearningRateSchedule | None:
     """The optimizer's schedule, or ``None`` when its learning rate is a float variable."""
-    learning_rate = base_optimizer(optimizer)._learning_rate
+    learning_rate = internals.learning_rate_or_schedule(base_optimizer(optimizer))
     return learning_rate if isinstance(learning_rate, LearningRateSchedule) else None
 
 

@@ -6,8 +6,8 @@ from typing import Any, NamedTuple
 
 import keras
 import numpy as np
-from keras.src.utils import io_utils  # Keras's own printer, as its callbacks use
 
+from lab import internals
 from lab.callbacks.learning_rate import (
     base_optimizer,
     current_learning_rate,
@@ -109,7 +109,7 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
                 schedule = owner.learning_rate = Scaled(schedule)
                 wrapped = True
             if not any(variable is schedule.scale for variable in owner.variables):
-                owner._track_variable(schedule.scale)
+                internals.track_variable(owner, schedule.scale)
                 self._tracked.append((owner, schedule.scale))
         if wrapped:
             # A train function traced before the wrap would keep the bare schedule; one made by
@@ -118,12 +118,12 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         for optimizer, variable in self._tracked:
-            optimizer._untrack_variable(variable)
+            internals.untrack_variable(optimizer, variable)
         self._tracked = []
 
     def _is_improvement(self, monitor_value: Any, reference_value: Any) -> bool:
         if self.threshold_mode == "abs" or reference_value is None:
-            return super()._is_improvement(monitor_value, reference_value)
+            return internals.plateau_is_improvement(super(), monitor_value, reference_value)
         delta, current, best = abs(self.min_delta), float(monitor_value), float(reference_value)
         if self.monitor_op is keras.ops.less:
             return current < best * (1.0 - delta)
@@ -133,14 +133,14 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         old_lr = current_learning_rate(optimizer)
         schedule = learning_rate_schedule(optimizer)
         if schedule is None:
-            reduced = super()._reduce_optimizer_lr(optimizer, epoch, name)
+            reduced = internals.plateau_reduce_learning_rate(super(), optimizer, epoch, name)
         elif reduced := old_lr > np.float32(self.min_lr):
             new_lr = max(old_lr * self.factor, self.min_lr)
             scale = float(keras.ops.convert_to_numpy(schedule.scale.value))
             schedule.scale.assign(scale * new_lr / old_lr)
             if self.verbose > 0:
                 label = f" {name}" if name else ""
-                io_utils.print_msg(
+                internals.print_message(
                     f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{label} learning rate to "
                     f"{new_lr} (schedule scale {scale * new_lr / old_lr:.6g})."
                 )

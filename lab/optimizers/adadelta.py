@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 
 
@@ -89,7 +89,7 @@ class Adadelta(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         rho = self.rho
         squared_gradients = self.squared_gradient_averages[index]
         squared_updates = self.squared_update_averages[index]

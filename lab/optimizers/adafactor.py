@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 
 
 def _rms(x: Any) -> Any:
@@ -109,7 +109,7 @@ class Adafactor(keras.optimizers.Optimizer):
         self.row_averages, self.column_averages, self.velocities = [], [], []
         for variable in variables:
             rows = columns = velocity = None
-            if self._overwrite_variable_with_gradient(variable):
+            if getattr(variable, "overwrite_with_gradient", False):
                 pass
             elif len(variable.shape) >= 2:
                 rows = self._slot(variable, variable.shape[:-1], "row_average")
@@ -127,7 +127,7 @@ class Adafactor(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         t = ops.cast(self.iterations + 1, dtype)
         rho = ops.minimum(lr, 1 / ops.sqrt(t))
         alpha = ops.multiply(ops.maximum(ops.cast(self.epsilon_2, dtype), _rms(variable)), rho)

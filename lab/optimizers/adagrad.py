@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 
 
@@ -84,7 +84,7 @@ class Adagrad(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        s = self.accumulators[self._get_variable_index(variable)]
+        s = self.accumulators[internals.variable_index(self, variable)]
         self.assign_add(s, ops.square(g))
         self.assign_sub(variable, ops.divide(ops.multiply(lr, g), ops.sqrt(ops.add(s, self.epsilon))))
 

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 
 
@@ -89,7 +89,7 @@ class Adamax(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         t = ops.cast(self.iterations + 1, variable.dtype)
         beta_1_power = ops.power(ops.convert_to_tensor(self.beta_1, variable.dtype), t)
         m = self.momentums[index]

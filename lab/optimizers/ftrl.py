@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 
 # keras.optimizers.Ftrl's wording of its argument checks (the ranges are the same)
 NON_NEGATIVE_MESSAGE = "`{name}` needs to be positive or zero. Received: {name}={value}."
@@ -122,7 +122,7 @@ class Ftrl(keras.optimizers.Optimizer):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         n = self.accumulators[index]
         z = self.linears[index]
         power = -self.learning_rate_power

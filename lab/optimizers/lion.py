@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 
 
@@ -88,7 +88,7 @@ class Lion(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
         g = ops.cast(gradient, variable.dtype)
         beta_1 = ops.convert_to_tensor(self.beta_1, variable.dtype)
         beta_2 = ops.convert_to_tensor(self.beta_2, variable.dtype)
-        m = self.momentums[self._get_variable_index(variable)]
+        m = self.momentums[internals.variable_index(self, variable)]
         c = ops.add(ops.multiply(m, beta_1), ops.multiply(g, 1.0 - beta_1))
         self.assign_sub(variable, ops.multiply(lr, ops.sign(c)))
         self.assign(m, ops.add(ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2)))

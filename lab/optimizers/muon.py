@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 
 # Newton–Schulz steps divide by the Frobenius norm plus this, so a zero matrix stays zero
 NORM_OFFSET = 1e-7
@@ -169,7 +169,7 @@ class Muon(keras.optimizers.Optimizer):
         ]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         m, v = self.momentums[index], self.adam_velocities[index]
         if v is None:
             self._muon_update_step(gradient, variable, learning_rate, m)
@@ -222,7 +222,7 @@ class Muon(keras.optimizers.Optimizer):
     def _apply_weight_decay(self, variables: list) -> None:
         """``θ ← θ − lr·λ·θ`` with Muon's or AdamW's ``λ`` per variable (before the step)."""
         for variable in variables:
-            if not self._use_weight_decay(variable):
+            if not internals.uses_weight_decay(self, variable):
                 continue
             decay = self.adam_weight_decay if self._should_use_adamw(variable) else self.weight_decay
             if decay is None:

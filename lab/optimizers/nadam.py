@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 from lab.optimizers.nadam_momentum import MOMENTUM_DECAY
 
@@ -106,14 +106,14 @@ class Nadam(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
         """Advance ``Π μ_i`` to this step once, then update every variable."""
         dtype = self._u_product.dtype
         self.assign(self._u_product, self._u_product * self._mu(ops.cast(self.iterations + 1, dtype), dtype))
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
+        internals.backend_update_step(super(), grads, trainable_variables, learning_rate)
 
     @multi_tensor.mirrored_by(multi_tensor.nadam)
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         t = ops.cast(self.iterations + 1, dtype)
         mu_t = self._mu(t, dtype)
         mu_next = self._mu(t + 1, dtype)

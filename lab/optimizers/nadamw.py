@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers.nadam import Nadam
 from lab.optimizers.nadam_momentum import MOMENTUM_DECAY
 
@@ -116,7 +116,7 @@ class NAdamW(Nadam):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         t = ops.cast(self.iterations + 1, dtype)
         beta_1_power = ops.power(ops.convert_to_tensor(self.beta_1, dtype), t)
         beta_2_power = ops.power(ops.convert_to_tensor(self.beta_2, dtype), t)

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import elementwise, slots
 
 
@@ -161,7 +161,7 @@ class Prodigy(keras.optimizers.Optimizer):
     def _decayed_gradient(self, gradient: Any, variable: Any) -> Any:
         """The gradient with the L2 term ``λ·θ`` of coupled weight decay, in the variable's dtype."""
         g = ops.cast(gradient, variable.dtype)
-        if self.weight_decay and not self.decoupled_weight_decay and self._use_weight_decay(variable):
+        if self.weight_decay and not self.decoupled_weight_decay and internals.uses_weight_decay(self, variable):
             g = ops.add(g, ops.multiply(variable, ops.cast(self.weight_decay, variable.dtype)))
         return g
 
@@ -182,7 +182,7 @@ class Prodigy(keras.optimizers.Optimizer):
         numerator_increment = ops.zeros((), dtype)
         denominator = ops.zeros((), dtype)
         for gradient, variable in zip(_sum_over_replicas(grads), trainable_variables):
-            index = self._get_variable_index(variable)
+            index = internals.variable_index(self, variable)
             g = self._decayed_gradient(gradient, variable)
             displacement = ops.subtract(slots.initial_value(self, self.initial_values[index], variable), variable)
             numerator_increment += ops.cast(ops.sum(ops.multiply(g, displacement)), dtype)
@@ -202,11 +202,11 @@ class Prodigy(keras.optimizers.Optimizer):
         self.assign(self.d_numerator, ops.where(active, numerator, ops.convert_to_tensor(self.d_numerator)))
         self.assign(self.d_max, ops.where(active, d_max, ops.convert_to_tensor(self.d_max)))
         self.assign(self.d, ops.where(active, d_new, d))
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
+        internals.backend_update_step(super(), grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         d_previous = ops.cast(self.d_previous, dtype)
         d = ops.cast(self.d, dtype)
         eta = self._step_size(d_previous, learning_rate, dtype)
@@ -233,7 +233,7 @@ class Prodigy(keras.optimizers.Optimizer):
         else:
             direction = ops.multiply(g, d)
         theta = variable
-        if self.weight_decay and self.decoupled_weight_decay and self._use_weight_decay(variable):
+        if self.weight_decay and self.decoupled_weight_decay and internals.uses_weight_decay(self, variable):
             theta = ops.subtract(theta, ops.multiply(theta, eta * ops.cast(self.weight_decay, dtype)))
         theta = ops.subtract(theta, ops.divide(ops.multiply(direction, eta), ops.add(ops.sqrt(v), d * self.epsilon)))
         assign_if_active(variable, theta)

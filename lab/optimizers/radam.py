@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import elementwise
 
 # PyTorch's threshold on the length of the approximated simple moving average (the paper uses 4).
@@ -141,15 +141,15 @@ class RAdam(keras.optimizers.Optimizer):
     def _apply_weight_decay(self, variables: list) -> None:
         """Keras's decoupled decay only when asked for; the L2 form is added in ``update_step``."""
         if self.decoupled_weight_decay:
-            super()._apply_weight_decay(variables)
+            internals.apply_weight_decay(super(), variables)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
-        if self.weight_decay and not self.decoupled_weight_decay and self._use_weight_decay(variable):
+        if self.weight_decay and not self.decoupled_weight_decay and internals.uses_weight_decay(self, variable):
             g = ops.add(g, ops.multiply(variable, ops.cast(self.weight_decay, dtype)))
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         t = ops.cast(self.iterations + 1, dtype)
         m = self.momentums[index]
         v = self.velocities[index]

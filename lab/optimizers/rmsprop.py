@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 
 
@@ -96,7 +96,7 @@ class RMSprop(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         g = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         rho = self.rho
         v = self.velocities[index]
         self.assign(v, ops.add(ops.multiply(rho, v), ops.multiply(1 - rho, ops.square(g))))

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import elementwise, slots
 from lab.schedules.base import check_non_negative_int
 
@@ -134,18 +134,18 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         learning_rate_max = elementwise.maximum(self._warmed_up(learning_rate, dtype), self.learning_rate_max)
         self.assign(self.learning_rate_max, learning_rate_max)
         self.assign_add(self.weight_sum, self._weight(dtype))
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
+        internals.backend_update_step(super(), grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         dtype = variable.dtype
         lr = self._warmed_up(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
-        if self.weight_decay and self._use_weight_decay(variable):
+        if self.weight_decay and internals.uses_weight_decay(self, variable):
             g = ops.add(g, ops.multiply(variable, ops.cast(self.weight_decay, dtype)))
         weight_sum = ops.cast(self.weight_sum, dtype)
         # c_t = w_t / Σ w (0 while every γ so far is 0, as the reference's ZeroDivisionError branch)
         c = ops.where(weight_sum > 0, self._weight(dtype) / ops.where(weight_sum > 0, weight_sum, 1.0), 0.0)
-        z_slot = self.z[self._get_variable_index(variable)]
+        z_slot = self.z[internals.variable_index(self, variable)]
         z = slots.initial_value(self, z_slot, variable)
         y = ops.add(ops.multiply(variable, 1 - c), ops.multiply(z, c))
         self.assign(variable, ops.add(y, ops.multiply(g, lr * (self.momentum * (1 - c) - 1))))
@@ -159,7 +159,7 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
         (``lab.callbacks.AveragedWeights`` does both around every evaluation)."""
         if variables is not None:
             averaged = self.evaluation_weights()
-            return [averaged[self._get_variable_index(variable)] for variable in variables]
+            return [averaged[internals.variable_index(self, variable)] for variable in variables]
         return [
             variable
             if z is None

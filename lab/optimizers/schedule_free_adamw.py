@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 
 
 @keras.saving.register_keras_serializable(package="lab")
@@ -115,7 +115,7 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
         # compiled TensorFlow step runs initializers once, eagerly, but never that trace's assigns
         self.base_sequences = [
             None
-            if self._overwrite_variable_with_gradient(variable)
+            if getattr(variable, "overwrite_with_gradient", False)
             else self.add_variable_from_reference(variable, "momentum", initializer=_value_of(variable))
             for variable in variables
         ]
@@ -125,7 +125,7 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         t = ops.cast(self.iterations + 1, dtype)
         beta_1 = ops.cast(self.beta_1, dtype)
         if self.warmup_steps > 0:
@@ -161,7 +161,7 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
         """``x`` of each of ``variables`` (the model's trainable variables): the averaged-iterate
         protocol that ``lab.callbacks.AveragedWeights`` evaluates with."""
         averaged = self.averaged_weights()
-        return [averaged[self._get_variable_index(variable)] for variable in variables]
+        return [averaged[internals.variable_index(self, variable)] for variable in variables]
 
     @contextlib.contextmanager
     def use_averaged_weights(self) -> Iterator[None]:

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lab import checks
+from lab import checks, internals
 from lab.optimizers import multi_tensor
 
 MOMENTUM_STYLES = ("keras", "heavy_ball", "ema")
@@ -121,7 +121,7 @@ class SGD(multi_tensor.MultiTensorUpdate, keras.optimizers.Optimizer):
             self.assign_sub(variable, ops.multiply(g, lr))
             return
         beta = ops.convert_to_tensor(self.momentum, variable.dtype)
-        v = self.velocities[self._get_variable_index(variable)]
+        v = self.velocities[internals.variable_index(self, variable)]
         if self.momentum_style == "keras":
             self.assign(v, ops.subtract(ops.multiply(v, beta), ops.multiply(g, lr)))
             if self.nesterov:
