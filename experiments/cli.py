@@ -70,10 +70,14 @@ def positive_float(text: str) -> float:
 
 
 def make_parser(name: str, description: str) -> argparse.ArgumentParser:
-    """A parser with the flags every experiment has: ``--out`` and ``--quick``."""
+    """A parser with the flags every experiment has, ``--out`` and ``--quick``, whose help ends with
+    where the command writes outside its output folder (JAX's compilation cache)."""
+    from experiments import compilation_cache
+
     parser = argparse.ArgumentParser(
         prog=f"python -m experiments.{name}",
         description=description,
+        epilog=compilation_cache.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -341,7 +345,8 @@ def parse_arguments(
 def open_output(args: argparse.Namespace, experiment: str) -> Path:
     """The output folder of a run: ``--resume``'s, or a new one (``--out`` or timestamped).
 
-    A new folder gets ``run.json`` (experiment, arguments, backend); a folder that already holds a
+    A new folder gets ``run.json`` (experiment, arguments, backend, versions, processor, and
+    ``compilation_cache``: the folder of JAX's compiled programs, outside it); a folder that already holds a
     run is refused, so nothing overwrites an earlier run.
     """
     if getattr(args, "resume", None) is not None:
@@ -350,7 +355,11 @@ def open_output(args: argparse.Namespace, experiment: str) -> Path:
     if (out / RUN_FILE).exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} to continue it or choose another --out")
     prepare_output_dir(out)
-    info = {"experiment": experiment, "arguments": args.command_line, **machine_info()}
+    from experiments import compilation_cache
+
+    cache = compilation_cache.folder_in_use()
+    info = {"experiment": experiment, "arguments": args.command_line, **machine_info(),
+            "compilation_cache": None if cache is None else str(cache.resolve())}
     write_json_atomic(out / RUN_FILE, info)
     return out
 

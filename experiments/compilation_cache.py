@@ -15,17 +15,61 @@ the numbers are the same with or without it (``tests/experiments/test_compilatio
   second, which here is nearly all of them); with the ``filelock`` package installed the folder is
   kept under ``MAX_BYTES``, least recently used entries first.
 
-The experiment commands turn it on (``experiments.cli.run_main``); a library user calls
-``enable()`` or sets JAX's options directly. Other backends: nothing happens.
+The experiment commands turn it on (``experiments.cli.run_main``), name its folder in their
+``--help`` (``describe``) and record the folder in each run's ``run.json`` (``folder_in_use``); a
+library user calls ``enable()`` or sets JAX's options directly. Other backends: nothing happens.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import textwrap
 from pathlib import Path
 
 FOLDER_NAME = "jax-compilation-cache"
 MAX_BYTES = 2 * 1024**3
+# JAX's own variables
+FOLDER_ENV_VAR = "JAX_COMPILATION_CACHE_DIR"
+SWITCH_ENV_VAR = "JAX_ENABLE_COMPILATION_CACHE"
+
+
+def default_folder() -> Path | None:
+    """The folder ``enable`` will use in a process started with this environment, found without
+    importing JAX: ``$JAX_COMPILATION_CACHE_DIR``, else the lab's cache folder's
+    ``jax-compilation-cache``; ``None`` when ``JAX_ENABLE_COMPILATION_CACHE`` turns it off."""
+    from lab.datasets import cache_dir
+
+    if os.environ.get(SWITCH_ENV_VAR, "").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    return Path(os.environ.get(FOLDER_ENV_VAR) or cache_dir() / FOLDER_NAME)
+
+
+def describe() -> str:
+    """One paragraph for a command's ``--help``: what is written outside the run folder, and where."""
+    folder = default_folder()
+    where = f"in {folder}" if folder is not None else "nowhere now (JAX_ENABLE_COMPILATION_CACHE is off)"
+    return textwrap.fill(
+        f"Outside the output folder: on JAX the compiled programs are cached {where} "
+        f"({FOLDER_ENV_VAR}, else $LAB_CACHE_DIR/{FOLDER_NAME}, else ~/.cache/optimizer-lab/{FOLDER_NAME}; "
+        f"{SWITCH_ENV_VAR}=false turns the cache off); each run's run.json records the folder.",
+        width=100, break_on_hyphens=False, break_long_words=False,
+    )
+
+
+def folder_in_use() -> Path | None:
+    """The folder JAX's persistent cache writes to in this process; ``None`` on another backend
+    or while it is off."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    folder = jax.config.jax_compilation_cache_dir
+    if not jax.config.jax_enable_compilation_cache or not folder:
+        return None
+    return Path(folder)
 
 
 def enable() -> Path | None:

@@ -1,6 +1,7 @@
 """experiments.compilation_cache: JAX's persistent compilation cache changes no number.
 
-A vectorised group and a ``train_run`` trained with an empty cache (every program compiled, run as
+A command's ``--help`` names the cache's folder, its ``run.json`` records it, and ``LAB_CACHE_DIR``
+moves it. A vectorised group and a ``train_run`` trained with an empty cache (every program compiled, run as
 without a cache, and written) and then again (every program loaded, none compiled) give the same
 rows bit for bit.
 """
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import pandas as pd
@@ -16,7 +21,7 @@ import pytest
 
 from experiments import compilation_cache, vectorized
 from experiments.training import train_run
-from lab import models
+from lab import internals, models
 from lab.optimizers import Adam
 from lab.problems import protocol_view, resolve
 
@@ -31,16 +36,15 @@ SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_
 def restored_settings():
     """JAX's cache settings as they were, afterwards (``enable`` changes them process-wide)."""
     import jax
-    from jax._src import compilation_cache as cache
 
     before = {name: getattr(jax.config, name) for name in SETTINGS}
-    cache.reset_cache()
+    internals.reset_jax_compilation_cache()
     try:
         yield
     finally:
         for name, value in before.items():
             jax.config.update(name, value)
-        cache.reset_cache()
+        internals.reset_jax_compilation_cache()
 
 
 @contextlib.contextmanager
@@ -88,7 +92,6 @@ def test_enable_uses_the_lab_cache_folder_and_caches_every_program(tmp_path, mon
 @pytest.mark.slow
 def test_rows_are_the_same_compiled_and_loaded_from_the_cache(tmp_path):
     import jax
-    from jax._src import compilation_cache as cache
 
     data = protocol_view(resolve("moons").split(), "notebook")
     seeds = (0, 1)
@@ -105,7 +108,7 @@ def test_rows_are_the_same_compiled_and_loaded_from_the_cache(tmp_path):
         jax.config.update("jax_enable_compilation_cache", True)
         jax.config.update("jax_compilation_cache_dir", str(tmp_path))
         compilation_cache.enable()
-        cache.reset_cache()  # JAX decides once whether the cache is on, until reset
+        internals.reset_jax_compilation_cache()  # JAX decides once whether the cache is on, until reset
         with cache_events() as written:
             compiled = train()
         with cache_events() as read:
@@ -115,3 +118,24 @@ def test_rows_are_the_same_compiled_and_loaded_from_the_cache(tmp_path):
     assert len(loaded) == 3 and loaded[0]["loss"].iloc[-1] != loaded[1]["loss"].iloc[-1]
     for a, b in zip(compiled, loaded):
         pd.testing.assert_frame_equal(a, b)
+
+
+@jax_only
+@pytest.mark.slow
+def test_a_command_names_the_folder_in_help_and_run_json_and_lab_cache_dir_moves_it(tmp_path):
+    """A real command, with only ``LAB_CACHE_DIR`` saying where the lab's cache is."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_COMPILATION_CACHE")}
+    env.update(LAB_CACHE_DIR=str(tmp_path / "cache"), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    folder = tmp_path / "cache" / compilation_cache.FOLDER_NAME
+    command = [sys.executable, "-m", "experiments.gd_variants"]
+    shown = subprocess.run([*command, "--help"], env=env, capture_output=True, text=True, check=True).stdout
+    assert f"cached in {folder} " in " ".join(shown.split())
+    out = tmp_path / "run"
+    subprocess.run([*command, "--quick", "--epochs", "1", "--no-tensorboard", "--no-progress", "--out", str(out)],
+                   env=env, capture_output=True, text=True, check=True)
+    info = json.loads((out / "run.json").read_text())
+    assert info["backend"] == "jax" and info["compilation_cache"] == str(folder.resolve())
+    assert any(folder.iterdir())  # the programs went there
+    off = subprocess.run([*command, "--help"], env={**env, "JAX_ENABLE_COMPILATION_CACHE": "false"},
+                         capture_output=True, text=True, check=True).stdout
+    assert "JAX_ENABLE_COMPILATION_CACHE is off" in " ".join(off.split())
