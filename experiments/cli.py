@@ -163,8 +163,8 @@ def add_training_arguments(
     parser.add_argument(
         "--vectorize", choices=VECTORIZE_CHOICES, default="auto",
         help="how compatible runs train as one program on JAX: map (each run's steps exactly a lone run's), vmap "
-        "(the runs batched into each matrix product), auto (map where the numbers must equal a lone run's, "
-        "the faster of the two elsewhere: see the README's 'Vectorised trials'), off (every run alone with "
+        "(the runs batched into each matrix product), auto (map, and vmap for the trials of --tune on a "
+        "GPU: see the README's 'Vectorised trials'), off (every run alone with "
         "model.fit) (default: auto)",
     )
     parser.add_argument("--no-vectorize", dest="vectorize", action="store_const", const="off",

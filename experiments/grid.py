@@ -326,10 +326,13 @@ def vectorize_choice(vectorize: str | bool) -> str:
 
 def auto_mode(per_run: Sequence[str]) -> str:
     """``--vectorize auto``'s mode for a group: ``"map"`` where the group's rows are promised bit
-    for bit equal to lone runs' (no ``per_run`` hyperparameters: a comparison's seeds), else
-    ``"vmap"``, the faster on the lab's problems (``python -m benchmarks.tuning_cost``: see the
-    README's "Vectorised trials")."""
-    return "vmap" if per_run else "map"
+    for bit equal to lone runs' (no ``per_run`` hyperparameters: a comparison's seeds) and on a
+    CPU, where the two modes cost the same on the lab's problems (``python -m
+    benchmarks.tuning_cost --modes``: see the README's "Vectorised trials"); ``"vmap"`` for the
+    fair protocol's groups on a GPU or TPU, whose parallel form it is."""
+    import jax
+
+    return "vmap" if per_run and jax.default_backend() in ("gpu", "tpu") else "map"
 
 
 def _run(trials, out, jobs, distributed, progress, tensorboard, after, extra_files, results_file,
