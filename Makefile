@@ -42,7 +42,7 @@ test-jax: mnist shakespeare
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic tests || [ $$? -eq 5 ]
 
 # On PyTorch: what the lab's optimisers, schedules and callbacks promise on every backend
-TORCH_TESTS ?= tests/optimizers tests/schedules tests/callbacks
+TORCH_TESTS ?= tests/optimizers tests/schedules tests/callbacks tests/test_internals.py tests/test_surfaces.py
 test-torch: mnist shakespeare
 	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic $(TORCH_TESTS) || [ $$? -eq 5 ]
 

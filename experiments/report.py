@@ -110,7 +110,7 @@ def summarize(results: pd.DataFrame, targets: Mapping[str, Target]) -> pd.DataFr
     return pd.DataFrame(out)
 
 
-def _mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
+def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
     if np.isnan(mean):
         return "n/a"
     if np.isnan(std):
@@ -132,7 +132,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         if s["diverged"]:
             status = f"diverged {s['diverged']}/{s['seeds']} (epoch {s['diverged_epochs']})"
         percent = s["monitor"] == "accuracy"
-        final = _mean_std(s["final_val_mean"], s["final_val_std"], 100 if percent else 1, 2 if percent else 4)
+        final = mean_std(s["final_val_mean"], s["final_val_std"], 100 if percent else 1, 2 if percent else 4)
         target = "none" if pd.isna(s["target"]) else (f"{s['target'] * 100:g}%" if percent else f"{s['target']:g}")
         rows.append(
             {
@@ -140,11 +140,11 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
                 "optimizer": s["optimizer"],
                 "seeds": s["seeds"],
                 "final val": f"{s['monitor']} {final}{' %' if percent else ''}",
-                "final loss": _mean_std(s["final_loss_mean"], s["final_loss_std"], 1, 4),
+                "final loss": mean_std(s["final_loss_mean"], s["final_loss_std"], 1, 4),
                 "epochs to target": epochs,
                 "seconds to target": seconds,
                 "target": target,
-                "wall s": _mean_std(s["wall_seconds_mean"], s["wall_seconds_std"], 1, 1),
+                "wall s": mean_std(s["wall_seconds_mean"], s["wall_seconds_std"], 1, 1),
                 "status": status,
             }
         )

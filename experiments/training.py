@@ -76,7 +76,7 @@ STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
 DEFAULT_STEPS_PER_EXECUTION = 32
 DEFAULT_DIVERGENCE_FACTOR = 4.0
-_INITIAL_LOSS_EXAMPLES = 1024
+INITIAL_LOSS_EXAMPLES = 1024
 _STATE_FILE = "state.json"
 _FIXED_COLUMNS = ("epoch", "loss", "val_loss", "learning_rate", "seconds", "status")
 
@@ -304,7 +304,7 @@ def load_checkpoint_state(folder: Path) -> dict | None:
         return json.load(handle)
 
 
-def _mark_finished(folder: Path, rows: list[dict]) -> None:
+def mark_finished(folder: Path, rows: list[dict]) -> None:
     state = load_checkpoint_state(folder) or {"epoch": len(rows), "weights": None}
     state.update(rows=rows, finished=True, epoch=len(rows))
     folder.mkdir(parents=True, exist_ok=True)
@@ -313,7 +313,7 @@ def _mark_finished(folder: Path, rows: list[dict]) -> None:
 
 def _initial_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     """The untrained model's loss on the first training examples: the scale of "blown up"."""
-    count = min(len(x), _INITIAL_LOSS_EXAMPLES)
+    count = min(len(x), INITIAL_LOSS_EXAMPLES)
     results = model.evaluate(x[:count], y[:count], batch_size=count, verbose=0, return_dict=True)
     return float(results["loss"])
 
@@ -394,7 +394,7 @@ def train_run(
         restore_checkpoint(model, folder / state["weights"])
         initial_epoch = len(rows)
     if state and (state.get("finished") or len(rows) >= epochs):
-        return _frame(rows)  # a finished run: its rows, and the model as it ended
+        return rows_frame(rows)  # a finished run: its rows, and the model as it ended
 
     order = _EpochOrder(len(x_train), int(seed), initial_epoch)
     if keras.backend.backend() == "tensorflow":
@@ -433,11 +433,11 @@ def train_run(
         verbose=0,
     )
     if folder is not None:
-        _mark_finished(folder, rows)
-    return _frame(rows)
+        mark_finished(folder, rows)
+    return rows_frame(rows)
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows in the documented column order (a checkpoint's JSON does not keep key order)."""
     frame = pd.DataFrame(rows)
     if frame.empty:

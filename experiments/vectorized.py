@@ -53,10 +53,8 @@ cannot share a program. JAX backend only.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -65,7 +63,6 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-from keras.src.utils import module_utils
 
 from experiments import training
 from experiments.training import (
@@ -75,6 +72,7 @@ from experiments.training import (
     STATUS_OK,
     epoch_permutation,
 )
+from lab import internals
 
 DEFAULT_CHECKPOINT_SECONDS = 2.0
 # the grid vectorises a group only when its epochs have at most this many steps: the longest
@@ -116,32 +114,16 @@ def optimizer_signature(optimizer: keras.optimizers.Optimizer, per_run: Sequence
     cls = type(optimizer)
     if not cls.__module__.startswith("lab.optimizers") or optimizer.use_ema:
         return None
-    rate = optimizer._learning_rate
+    rate = internals.learning_rate_or_schedule(optimizer)
     if callable(rate) and not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         return None
-    with _tensorflow_unimported():
+    with internals.tensorflow_hidden():
         config = dict(optimizer.get_config())
     config.pop("learning_rate", None)
     config.pop("name", None)
     for name in per_run_names(config, per_run):
         config[name] = f"per run, sign {int(np.sign(config[name]))}"
     return f"{cls.__module__}.{cls.__qualname__}:" + json.dumps(config, sort_keys=True, default=repr)
-
-
-@contextlib.contextmanager
-def _tensorflow_unimported():
-    """Keras's serialisation (``get_config``, ``clone_model``) asks whether TensorFlow is
-    installed, importing it (seconds) to test for its ``TensorShape``; while TensorFlow is not
-    imported no object can be one, so here Keras is told it is not there."""
-    lazy = getattr(module_utils, "tensorflow", None)
-    if "tensorflow" in sys.modules or getattr(lazy, "_available", True) is not None:
-        yield
-        return
-    lazy._available = False
-    try:
-        yield
-    finally:
-        lazy._available = None
 
 
 def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool:
@@ -155,7 +137,10 @@ def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool
         pass
     values = []
     for global_seed in (1, 2):
-        _set_global_seed(global_seed)
+        if keras.backend.backend() == "jax":
+            internals.set_global_seed_without_tensorflow(global_seed)
+        else:
+            keras.utils.set_random_seed(global_seed)
         model = build(seed)
         values.append([keras.ops.convert_to_numpy(v) for v in model.weights])
     seeded = len(values[0]) == len(values[1]) and all(np.array_equal(a, b) for a, b in zip(*values))
@@ -169,25 +154,6 @@ def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool
 _SEEDED_BUILDERS: dict[tuple, bool] = {}
 
 
-def _set_global_seed(seed: int) -> None:
-    """Keras's global random state on JAX, as ``keras.utils.set_random_seed`` sets it, without
-    the TensorFlow seed that function also sets (importing TensorFlow takes seconds, and nothing
-    on JAX draws from it)."""
-    import random
-
-    if keras.backend.backend() != "jax":
-        keras.utils.set_random_seed(seed)
-        return
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils import rng_utils
-
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 def _structure(model: keras.Model) -> str:
     """The architecture: the model's config without names, initialisers and seeds."""
 
@@ -199,7 +165,7 @@ def _structure(model: keras.Model) -> str:
         return item
 
     try:
-        with _tensorflow_unimported():
+        with internals.tensorflow_hidden():
             config = strip(model.get_config())
     except NotImplementedError:
         config = type(model).__qualname__
@@ -325,7 +291,7 @@ def train_runs(
             _Program(together[first:first + size], arrays, loss, metrics, **settings).train()
     for run in runs:
         run.finish()
-    return [training._frame(run.rows) for run in runs]
+    return [training.rows_frame(run.rows) for run in runs]
 
 
 class _Arrays:
@@ -348,8 +314,8 @@ class _Run:
 
     def __init__(self, index, model, optimizer, seed, folder, loss, metrics) -> None:
         self.index, self.model, self.optimizer, self.seed, self.folder = index, model, optimizer, seed, folder
-        self.schedule = optimizer._learning_rate if isinstance(
-            optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule) else None
+        rate = internals.learning_rate_or_schedule(optimizer)
+        self.schedule = rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
         model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
         optimizer.build(model.trainable_variables)
         self.state = training.load_checkpoint_state(folder) if folder is not None else None
@@ -402,12 +368,7 @@ class _Run:
 
     def finish(self) -> None:
         if self.folder is not None:
-            training._mark_finished(self.folder, self.rows)
-
-
-def _learning_rate_variable_index(optimizer: keras.optimizers.Optimizer, name: str) -> int:
-    target = getattr(optimizer, name)
-    return next(i for i, v in enumerate(optimizer.variables) if v is target)
+            training.mark_finished(self.folder, self.rows)
 
 
 def _float32_limit(limit: float) -> np.float32:
@@ -504,19 +465,20 @@ class _Program:
         first = runs[0]
         # the template: run 0's model compiled with an optimiser of the group's class whose rate is
         # a variable, so that every run's rate can be one lane of it
-        with _tensorflow_unimported():
+        with internals.tensorflow_hidden():
             config = {**first.optimizer.get_config(), "learning_rate": 0.0}
             self.template_optimizer = type(first.optimizer).from_config(config)
         try:
-            with _tensorflow_unimported():
+            with internals.tensorflow_hidden():
                 template = keras.models.clone_model(first.model)
         except Exception as error:  # a subclassed model without from_config, say
             raise IncompatibleRuns(f"the model cannot be cloned as the group's template: {error}") from None
         template.compile(optimizer=self.template_optimizer, loss=loss, metrics=list(metrics), jit_compile=True)
-        template._symbolic_build(data_batch=(arrays.x_numpy[:batch_size], arrays.y_numpy[:batch_size]))
+        internals.symbolic_build(template, (arrays.x_numpy[:batch_size], arrays.y_numpy[:batch_size]))
         self.template = template
-        self.rate_index = _learning_rate_variable_index(self.template_optimizer, "_learning_rate")
-        self.iterations_index = _learning_rate_variable_index(self.template_optimizer, "_iterations")
+        template_rate = internals.learning_rate_or_schedule(self.template_optimizer)
+        self.rate_index = internals.position_of(self.template_optimizer, template_rate)
+        self.iterations_index = internals.position_of(self.template_optimizer, self.template_optimizer.iterations)
         self._hold_hyperparameters_per_run(per_run)
         expected = len(self.template_optimizer.variables)
         for run in runs:
@@ -534,7 +496,7 @@ class _Program:
         cannot be traced as a value: ``IncompatibleRuns`` then."""
         import jax
 
-        with _tensorflow_unimported():
+        with internals.tensorflow_hidden():
             configs = [run.optimizer.get_config() for run in self.runs]
         self.per_run = per_run_names(configs[0], names)
         self.per_run_values = [[np.float32(config[name]) for name in self.per_run] for config in configs]
@@ -661,7 +623,7 @@ class _Program:
         state = self._stacked_state()
         missing = [k for k, run in enumerate(runs) if run.initial_loss is None]
         if missing:
-            count = min(arrays.count, training._INITIAL_LOSS_EXAMPLES)
+            count = min(arrays.count, training.INITIAL_LOSS_EXAMPLES)
             losses = np.asarray(evaluation.results(evaluation.evaluate(
                 state[0], state[1], arrays.x[:count], arrays.y[:count], batch=count))["loss"])
             for k in missing:

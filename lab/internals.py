@@ -57,6 +57,12 @@ def variable_index(optimizer: keras.optimizers.Optimizer, variable: Any) -> int:
     return optimizer._get_variable_index(variable)
 
 
+def built_variables(optimizer: keras.optimizers.Optimizer) -> list:
+    """The model variables the optimiser was built with, in the order of its slots
+    (``_trainable_variables``; Keras 3.15.1)."""
+    return optimizer._trainable_variables
+
+
 def uses_weight_decay(optimizer: keras.optimizers.Optimizer, variable: Any) -> bool:
     """Whether weight decay applies to ``variable``: not excluded by
     ``exclude_from_weight_decay`` (``_use_weight_decay``; Keras 3.15.1)."""

@@ -56,6 +56,11 @@ def test_variable_index_orders_the_slots_as_build_got_the_variables():
         (2,), (3, 1), (4,)]
 
 
+def test_built_variables_are_the_model_variables_in_build_order():
+    optimizer, variables = built(Adam(0.1), (2,), (3, 1), (4,))
+    assert [v is w for v, w in zip(internals.built_variables(optimizer), variables, strict=True)] == [True] * 3
+
+
 def test_uses_weight_decay_follows_the_exclusions():
     optimizer = Adam(0.1, weight_decay=0.01)
     optimizer, (decayed, excluded) = built(optimizer, (2,), (3,))

@@ -199,7 +199,7 @@ def tuned_table(summary: pd.DataFrame, comparison: pd.DataFrame, tuned: dict, tu
             else f"{best_val.iloc[0] * scale:.{digits}f}",
             f"{_unit(s.monitor)}: median [95% CI]": f"{s.test_median * scale:.{digits}f} "
             f"[{s.test_low * scale:.{digits}f}, {s.test_high * scale:.{digits}f}]" if np.isfinite(s.test_median) else "n/a",
-            "mean ± std": report._mean_std(s.test_mean, s.test_std, scale, digits),
+            "mean ± std": report.mean_std(s.test_mean, s.test_std, scale, digits),
             "epochs to target (val)": _time_text(s.epochs_to_target, s.reached, s.seeds, 0),
             "seconds to target (val)": _time_text(s.seconds_to_target, s.reached, s.seeds, 1),
             "vs best: difference [95% CI]": versus,

@@ -167,7 +167,7 @@ class ScheduleFreeSGD(keras.optimizers.Optimizer):
                 ops.subtract(variable, ops.multiply(slots.initial_value(self, z, variable), 1 - self.momentum)),
                 self.momentum,
             )
-            for variable, z in zip(self._trainable_variables, self.z)
+            for variable, z in zip(internals.built_variables(self), self.z)
         ]
 
     def get_config(self) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
         if not self.built:
             raise ValueError("ScheduleFreeAdamW.averaged_weights() needs a built optimizer: train a step (or build) first.")
         weights = []
-        for variable, z in zip(self._trainable_variables, self.base_sequences):
+        for variable, z in zip(internals.built_variables(self), self.base_sequences):
             y = ops.stop_gradient(ops.copy(variable.value))  # plain values (torch's would track gradients)
             if z is None:
                 weights.append(y)
@@ -167,13 +167,13 @@ class ScheduleFreeAdamW(keras.optimizers.Optimizer):
     def use_averaged_weights(self) -> Iterator[None]:
         """Within the block the trained variables hold ``x``; on exit, exactly the ``y`` they held."""
         averaged = self.averaged_weights()
-        training_weights = [ops.stop_gradient(ops.copy(variable.value)) for variable in self._trainable_variables]
-        for variable, x in zip(self._trainable_variables, averaged):
+        training_weights = [ops.stop_gradient(ops.copy(variable.value)) for variable in internals.built_variables(self)]
+        for variable, x in zip(internals.built_variables(self), averaged):
             variable.assign(x)
         try:
             yield
         finally:
-            for variable, y in zip(self._trainable_variables, training_weights):
+            for variable, y in zip(internals.built_variables(self), training_weights):
                 variable.assign(y)
 
     def get_config(self) -> dict[str, Any]:

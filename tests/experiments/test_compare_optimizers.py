@@ -205,7 +205,7 @@ def test_corrupt_mnist_names_the_file(tmp_path):
     done = _run("--quick", "--problems", "mnist_mlp", "--out", tmp_path / "out", "--no-progress", LAB_MNIST=str(bad))
     assert done.returncode == 2, done.stderr
     message = _last_line(done.stderr)
-    assert message.startswith("error: cannot load MNIST") and str(bad) in message
+    assert message.startswith("error: cannot load the data of problem 'mnist_mlp'") and str(bad) in message
     assert "Traceback" not in done.stderr
 
 
