@@ -378,10 +378,12 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     """Run an experiment's ``main``; ``UsageError`` -> message on stderr and exit code 2.
 
     So is a TensorBoard writer that cannot be made (no TensorFlow): every experiment that writes
-    logs takes ``--no-tensorboard``. On JAX the persistent compilation cache is on
-    (``experiments.compilation_cache``).
+    logs takes ``--no-tensorboard``; and so is a data set that is missing or fails its checksum
+    wherever a study loads it (the message names the ``python -m lab.datasets fetch-...`` fix).
+    On JAX the persistent compilation cache is on (``experiments.compilation_cache``).
     """
     from experiments import compilation_cache
+    from lab.datasets import DatasetChecksumError, DatasetNotFoundError
     from lab.tensorboard_logs import TensorBoardUnavailableError
 
     compilation_cache.enable()
@@ -392,6 +394,9 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         sys.exit(EXIT_USAGE)
     except TensorBoardUnavailableError as error:
         print(f"error: {error}, or run with --no-tensorboard", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except (DatasetNotFoundError, DatasetChecksumError) as error:
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

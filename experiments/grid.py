@@ -148,14 +148,14 @@ class DataCache:
         self._splits: dict[str, Any] = {}
 
     def __call__(self, problem: Problem):
-        from lab.datasets import MnistChecksumError, MnistNotFoundError
+        from lab.datasets import DatasetChecksumError, DatasetNotFoundError
 
         key = repr(problem.data)
         if key not in self._splits:
             try:
                 self._splits[key] = problem.split()
-            except (MnistChecksumError, MnistNotFoundError) as error:
-                raise UsageError(f"cannot load MNIST: {error}") from None
+            except (DatasetChecksumError, DatasetNotFoundError) as error:
+                raise UsageError(f"cannot load the data of problem {problem.name!r}: {error}") from None
         return self._splits[key]
 
 

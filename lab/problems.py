@@ -16,12 +16,17 @@ lab's own (``resolve`` turns a registered name or a ``package.module:ATTRIBUTE``
     noisy_quadratic    DeepOBS's quadratic_deep: 100-d quadratic, fixed ill-conditioned spectrum,
                        noisy gradients (batch 32), loss only
     regression_000/001 the notebooks' y = 3x + 7 and y = 2x + 3, one linear unit, squared error
+    shakespeare_transformer  a 2-block character transformer (width 64, context 64) on 38 plays
+                       of Shakespeare, AdamW with linear warm-up + cosine, bits per character
 
 **Validation.** ``data`` returns a ``lab.datasets.Split``; ``Problem.split()`` guarantees it has a
 validation part (a seeded 20% of the training part is carved when the data has none). The lab's
 MNIST problems use the classic 50,000 / 10,000 / 10,000 (the last 10,000 training images
 validate); moons validates on the last 160 of its 800 training points (which ``train_test_split``
-has already shuffled with seed 42, so they are a seeded random 20%). Two protocols read it:
+has already shuffled with seed 42, so they are a seeded random 20%). The Shakespeare corpus is
+cut into contiguous blocks of 65,536 characters; of every ten consecutive blocks the fifth
+validates, the tenth is test data and the other eight train (80 / 10 / 10; ``shakespeare_split``),
+and no window crosses a block's end. Two protocols read it:
 
 - ``"notebook"``: train on all the training data (training and validation parts, in their
   original order) and validate on the test set, as notebook 003 does;
@@ -41,8 +46,9 @@ from types import MappingProxyType
 from typing import Any
 
 import keras
+import numpy as np
 
-from lab import datasets, models
+from lab import datasets, metrics, models
 
 PROTOCOLS = ("notebook", "held_out")
 VALIDATION_FRACTION = 0.2
@@ -192,6 +198,90 @@ def regression_split(which: str) -> datasets.Split:
     return datasets.Split(data.x, data.y, data.x, data.y)
 
 
+# --- the character-level language model -----------------------------------------------------
+
+SHAKESPEARE_BLOCK = 65_536  # characters per block of the split
+SHAKESPEARE_CYCLE = 10  # of every 10 consecutive blocks:
+SHAKESPEARE_VALIDATION_BLOCK = 4  # the 5th validates
+SHAKESPEARE_TEST_BLOCK = 9  # the 10th is test data; the other 8 train
+SHAKESPEARE_CONTEXT = 64
+SHAKESPEARE_PARTS = ("train", "validation", "test")
+
+
+def shakespeare_blocks(length: int, block: int = SHAKESPEARE_BLOCK) -> dict[str, list[tuple[int, int]]]:
+    """The ``[start, stop)`` character ranges of each part of a corpus of ``length`` characters:
+    contiguous blocks of ``block`` characters (the last one shorter), block ``k`` validating when
+    ``k % 10 == 4``, test when ``k % 10 == 9``, training otherwise."""
+    parts: dict[str, list[tuple[int, int]]] = {part: [] for part in SHAKESPEARE_PARTS}
+    for k, start in enumerate(range(0, length, block)):
+        part = {SHAKESPEARE_VALIDATION_BLOCK: "validation", SHAKESPEARE_TEST_BLOCK: "test"}.get(k % SHAKESPEARE_CYCLE, "train")
+        parts[part].append((start, min(start + block, length)))
+    return parts
+
+
+def _evenly_spaced(x, y, count: int | None):
+    """``count`` windows spread evenly over all of them (all when ``count`` is None or larger)."""
+    if count is None or count >= len(x):
+        return x, y
+    keep = np.linspace(0, len(x) - 1, count).round().astype(np.int64)
+    return x[keep], y[keep]
+
+
+def shakespeare_split(
+    context: int = SHAKESPEARE_CONTEXT, train_windows: int | None = None, validation_windows: int | None = None,
+    test_windows: int | None = None, corpus: str | None = None,
+) -> datasets.Split:
+    """The Shakespeare corpus (``lab.datasets.load_shakespeare``) as next-character windows.
+
+    Split by contiguous blocks (``shakespeare_blocks``: 80% train, 10% validation, 10% test, the
+    validation and test blocks spread through the corpus); each block is cut into
+    non-overlapping windows of ``context`` characters, inputs ``x[k]`` and targets ``y[k]`` (the
+    same characters one later), none crossing a block's end, so no character of a test or
+    validation block is ever a training input or target. The codes index the corpus's sorted 78
+    distinct characters (``encode_characters``). ``train_windows`` etc. keep that many windows of
+    a part, evenly spaced through it (all by default). int32 arrays of shape (windows, context).
+    """
+    text = datasets.load_shakespeare() if corpus is None else corpus
+    codes = datasets.encode_characters(text).codes
+    arrays = {}
+    for part, count in zip(SHAKESPEARE_PARTS, (train_windows, validation_windows, test_windows)):
+        windows = [datasets.character_windows(codes[start:stop], context) for start, stop in shakespeare_blocks(len(codes))[part]]
+        x = np.concatenate([w[0] for w in windows])
+        y = np.concatenate([w[1] for w in windows])
+        arrays[part] = _evenly_spaced(x, y, count)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (arrays[part] for part in SHAKESPEARE_PARTS)
+    return datasets.Split(x_train, y_train, x_test, y_test, x_val, y_val)
+
+
+def shakespeare_model(seed: int = 0) -> keras.Model:
+    """The problem's model: ``models.char_transformer`` over the corpus's 78 characters,
+    context 64, width 64, 2 blocks of 4 heads (114,254 weights)."""
+    return models.char_transformer(seed, vocabulary_size=78, context=SHAKESPEARE_CONTEXT, width=64, depth=2, heads=4)
+
+
+def shakespeare_schedule(peak: float, steps: int, warmup_fraction: float = 0.05):
+    """The reference recipe's rate: linear warm-up from 0 over ``warmup_fraction`` of the run's
+    ``steps``, then cosine to 0 at its last step (``lab.schedules.WarmupCosine``)."""
+    from lab.schedules import WarmupCosine
+
+    warmup = max(1, round(warmup_fraction * steps))
+    return WarmupCosine(peak_learning_rate=peak, warmup_steps=warmup, decay_steps=steps - warmup)
+
+
+SHAKESPEARE_TRAIN_WINDOWS = 16_384  # the default protocol: 1.05M training characters per epoch
+SHAKESPEARE_EVAL_WINDOWS = 2_048  # validation and test windows scored per epoch
+SHAKESPEARE_BATCH = 64
+SHAKESPEARE_EPOCHS = 6
+SHAKESPEARE_PEAK = 3e-3
+QUICK_SHAKESPEARE_WINDOWS = (2_048, 256, 256)
+QUICK_SHAKESPEARE_EPOCHS = 2
+QUICK_SHAKESPEARE_BATCH = 32
+
+
+def _steps(windows: int, epochs: int, batch: int = SHAKESPEARE_BATCH) -> int:
+    return epochs * -(-windows // batch)
+
+
 _CLASSIFICATION = {"loss": "sparse_categorical_crossentropy", "metrics": ("accuracy",)}
 
 PROBLEMS: dict[str, Problem] = {
@@ -244,6 +334,26 @@ PROBLEMS: dict[str, Problem] = {
             name="regression_001", data=partial(regression_split, "001"), model=models.linear_regression,
             loss="mean_squared_error", epochs=50, batch_size=None, learning_rate=0.01, higher_is_better=False,
             description="notebook 001: y = 2x + 3 + noise, one linear unit, squared error",
+        ),
+        Problem(
+            name="shakespeare_transformer",
+            data=partial(shakespeare_split, train_windows=SHAKESPEARE_TRAIN_WINDOWS,
+                         validation_windows=SHAKESPEARE_EVAL_WINDOWS, test_windows=SHAKESPEARE_EVAL_WINDOWS),
+            model=shakespeare_model, loss="sparse_categorical_crossentropy",
+            metrics=(metrics.bits_per_character, "accuracy"), epochs=SHAKESPEARE_EPOCHS, batch_size=SHAKESPEARE_BATCH,
+            target=2.5, higher_is_better=False,
+            learning_rate=shakespeare_schedule(SHAKESPEARE_PEAK, _steps(SHAKESPEARE_TRAIN_WINDOWS, SHAKESPEARE_EPOCHS)),
+            description="character transformer (2 pre-norm blocks, width 64, 4 heads, context 64) on Shakespeare's "
+            "plays split by contiguous 65,536-character blocks (80/10/10), 16,384 training windows, batch 64, "
+            "6 epochs, warm-up (5%) + cosine from 3e-3, bits per character",
+            quick={"data": partial(shakespeare_split, train_windows=QUICK_SHAKESPEARE_WINDOWS[0],
+                                   validation_windows=QUICK_SHAKESPEARE_WINDOWS[1],
+                                   test_windows=QUICK_SHAKESPEARE_WINDOWS[2]),
+                   "epochs": QUICK_SHAKESPEARE_EPOCHS, "batch_size": QUICK_SHAKESPEARE_BATCH, "target": 4.1,
+                   "learning_rate": shakespeare_schedule(SHAKESPEARE_PEAK, _steps(
+                       QUICK_SHAKESPEARE_WINDOWS[0], QUICK_SHAKESPEARE_EPOCHS, QUICK_SHAKESPEARE_BATCH)),
+                   "description": "character transformer on 2,048 Shakespeare windows, batch 32, 2 epochs, "
+                   "warm-up + cosine from 3e-3 (quick)"},
         ),
     )
 }
