@@ -16,6 +16,7 @@ lab's own (``resolve`` turns a registered name or a ``package.module:ATTRIBUTE``
     noisy_quadratic    DeepOBS's quadratic_deep: 100-d quadratic, fixed ill-conditioned spectrum,
                        noisy gradients (batch 32), loss only
     regression_000/001 the notebooks' y = 3x + 7 and y = 2x + 3, one linear unit, squared error
+    cifar10_resnet     CIFAR-10 (the user's official archive: no package ships it), a small ResNet
     shakespeare_transformer  a 2-block character transformer (width 64, context 64) on 38 plays
                        of Shakespeare, AdamW with linear warm-up + cosine, bits per character
 
@@ -282,6 +283,36 @@ def _steps(windows: int, epochs: int, batch: int = SHAKESPEARE_BATCH) -> int:
     return epochs * -(-windows // batch)
 
 
+# --- colour images: CIFAR-10 from its authors' archive ------------------------------------------
+
+_CIFAR10_VALIDATION = 5_000
+
+
+def cifar10_split(subset: int | None = None, test_subset: int | None = None) -> datasets.Split:
+    """CIFAR-10 (``lab.datasets.load_cifar10``: the official archive, md5-checked) scaled to
+    float32 in [0, 1], images (32, 32, 3); the last 5,000 of the 50,000 training images validate
+    (45,000 / 5,000 / 10,000). ``subset`` keeps the first ``subset`` training images (the last
+    tenth of them validate), ``test_subset`` the first ``test_subset`` test images. No package on
+    the registry ships CIFAR-10, so the archive is the user's to supply (``python -m lab.datasets
+    fetch-cifar10 --archive FILE``); without it this raises ``DatasetNotFoundError`` naming that
+    command."""
+    x_train, y_train, x_test, y_test = datasets.load_cifar10()
+    validation = _CIFAR10_VALIDATION
+    if subset is not None:
+        x_train, y_train, validation = x_train[:subset], y_train[:subset], max(1, subset // 10)
+    if test_subset is not None:
+        x_test, y_test = x_test[:test_subset], y_test[:test_subset]
+    scale = np.float32(255.0)
+    split = datasets.Split((x_train / scale).astype(np.float32), y_train.astype(np.int32),
+                           (x_test / scale).astype(np.float32), y_test.astype(np.int32))
+    return split.hold_out_last(validation)
+
+
+QUICK_CIFAR10_SUBSET = 2_000
+CIFAR10_SUBSET = 20_000  # the default protocol: 18,000 training, 2,000 validation images
+CIFAR10_EPOCHS = 6
+
+
 _CLASSIFICATION = {"loss": "sparse_categorical_crossentropy", "metrics": ("accuracy",)}
 
 PROBLEMS: dict[str, Problem] = {
@@ -334,6 +365,16 @@ PROBLEMS: dict[str, Problem] = {
             name="regression_001", data=partial(regression_split, "001"), model=models.linear_regression,
             loss="mean_squared_error", epochs=50, batch_size=None, learning_rate=0.01, higher_is_better=False,
             description="notebook 001: y = 2x + 3 + noise, one linear unit, squared error",
+        ),
+        Problem(
+            name="cifar10_resnet", data=partial(cifar10_split, subset=CIFAR10_SUBSET), model=models.cifar_resnet,
+            **_CLASSIFICATION, epochs=CIFAR10_EPOCHS, batch_size=64,
+            description=f"CIFAR-10 (official archive, md5-checked) on the first {CIFAR10_SUBSET:,} training images "
+            f"(the last tenth validate), 10,000 test images, ResNet 16-32-64 with one residual block per stage, "
+            f"batch 64, {CIFAR10_EPOCHS} epochs",
+            quick={"data": partial(cifar10_split, subset=QUICK_CIFAR10_SUBSET, test_subset=QUICK_CIFAR10_SUBSET // 5),
+                   "epochs": 1,
+                   "description": f"CIFAR-10 ResNet on {QUICK_CIFAR10_SUBSET:,} images, 1 epoch (quick)"},
         ),
         Problem(
             name="shakespeare_transformer",
