@@ -9,7 +9,7 @@ must be within ``RELATIVE`` of the run alone. Not bit for bit: in the group a hy
 float32 variable, so ``1 - beta`` is computed in float32 from the rounded ``beta``, where the
 optimiser alone folds the Python float's ``1 - beta`` into its program (one rounding against two);
 ``vmap`` also sums the batched matrix products in another order. The worst difference measured
-is about 2e-5 (``python -m benchmarks.tuning_cost --check``); ``RELATIVE`` leaves a margin.
+is about 2e-5 over these tests; ``RELATIVE`` leaves a margin.
 JAX only: the tests skip elsewhere.
 """
 
