@@ -328,7 +328,7 @@ def auto_mode(per_run: Sequence[str]) -> str:
     """``--vectorize auto``'s mode for a group: ``"map"`` where the group's rows are promised bit
     for bit equal to lone runs' (no ``per_run`` hyperparameters: a comparison's seeds) and on a
     CPU, where the two modes cost the same on the lab's problems (``python -m
-    benchmarks.tuning_cost --modes``: see the README's "Vectorised trials"); ``"vmap"`` for the
+    benchmarks.tuning_cost --vectorize map vmap``: see the README's "Vectorised trials"); ``"vmap"`` for the
     fair protocol's groups on a GPU or TPU, whose parallel form it is."""
     import jax
 
