@@ -4,7 +4,7 @@ with vectorised groups and without, side by side, and against the compute floor.
     python -m benchmarks.tuning_cost                          # --tune 4 on moons and mnist_mlp, --quick
     python -m benchmarks.tuning_cost --vectorize auto off -- --tune 64 --problems moons
     python -m benchmarks.tuning_cost --vectorize map vmap -- --tune 16 --problems moons
-    python -m benchmarks.tuning_cost --floor -- --tune 16       # MNIST trials against the floor
+    python -m benchmarks.tuning_cost --floor --keep runs/tuned -- --tune 16   # MNIST trials against the floor
     python -m benchmarks.tuning_cost --from runs/compare_optimizers/20261124-101500   # a finished run
 
 Runs ``python -m experiments.compare_optimizers --out <tmp> --no-progress --no-tensorboard ARGS``
@@ -25,7 +25,7 @@ the final runs, ``summary.csv``): the same ranking is what lets one mode stand i
 FLOPs of the epochs it trained (3 x the forward pass on every training image, the forward pass on
 every validation image; ``benchmarks.matmul_floor``'s count) at the float32 rate this machine's
 BLAS reaches on a training step's own matrix shapes (``matmul_floor.measure_floor``, measured in
-the same run). ``--from DIR`` reads a run already made instead (its wall time is then unknown).
+the same run). ``--keep DIR`` keeps each run's folder as ``DIR/<mode>``. ``--from DIR`` reads a run already made instead (its wall time is then unknown).
 Rows go to ``benchmarks/results/tuning_cost.csv`` with the machine's description and its load
 average.
 """
@@ -91,10 +91,11 @@ def mnist_mlp_trial_floor(arguments: list[str], epochs: float, rate_flops: float
     return epochs * flops_per_epoch / rate_flops
 
 
-def run_command(arguments: list[str]) -> tuple[float, pd.DataFrame, pd.DataFrame, str]:
-    """Wall seconds, tuning.csv, summary.csv and backend of one ``compare_optimizers`` run."""
+def run_command(arguments: list[str], keep: Path | None = None) -> tuple[float, pd.DataFrame, pd.DataFrame, str]:
+    """Wall seconds, tuning.csv, summary.csv and backend of one ``compare_optimizers`` run, made
+    in ``keep`` (which must not exist yet) or in a temporary folder."""
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "run"
+        out = keep if keep is not None else Path(scratch) / "run"
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "experiments.compare_optimizers", "--out", str(out),
                                "--no-progress", "--no-tensorboard", *arguments], cwd=ROOT,
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectorize", nargs="+", choices=VECTORIZE_MODES, default=None, metavar="MODE",
                         help="run the command once per --vectorize mode (auto, map, vmap, off), side by side; "
                         "ratios are to the first")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep each run's folder (report, results, plots) as DIR/<mode> instead of deleting it")
     parser.add_argument("--floor", action="store_true",
                         help=f"{FLOOR_PROBLEM} trials against the compute floor of their matrix products")
     args = parser.parse_args(own)
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             load_before = os.getloadavg()[0]
             print(f"running python -m experiments.compare_optimizers {' '.join(command_arguments)}", flush=True)
             try:
-                wall, tuning, summary, backend = run_command(command_arguments)
+                keep = None if args.keep is None else args.keep / (mode or "run")
+                wall, tuning, summary, backend = run_command(command_arguments, keep)
             except RuntimeError as error:
                 print(error, file=sys.stderr)
                 return 1
