@@ -264,21 +264,35 @@ def _fail_and_queue_again(storage, study, identifier: int) -> bool:
 
 
 def take_trials(storage, study, limit: int | None = None) -> list:
-    """Up to ``limit`` (``None``: all) queued trials of ``study``, now RUNNING and this process's,
-    in queue order: a vectorised group's members. Each is Optuna's atomic WAITING -> RUNNING
-    transition, so processes sharing the storage never take one trial twice. Never creates a
-    trial: the budget is the queue."""
+    """Up to ``limit`` queued trials of ``study``, now RUNNING and this process's, in queue
+    order. Each is Optuna's atomic WAITING -> RUNNING transition, so processes sharing the storage
+    never take one trial twice. Never creates a trial: the budget is the queue.
+
+    ``limit=None`` takes a vectorised group: the study's queued trials, whole. A study with a
+    trial RUNNING is another process's group (or a dead process's, until it is retried) and is
+    left to it; the first queued trial is the claim, and a process that loses it to another
+    leaves the study too. So two processes never split a study's trials between them, and a
+    group is the same set of trials however many processes share the storage."""
     optuna = quiet_optuna()
+    group = limit is None
+    states = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING) if group else (
+        optuna.trial.TrialState.WAITING,)
+    candidates = study.get_trials(deepcopy=False, states=states)
+    if group and any(t.state == optuna.trial.TrialState.RUNNING for t in candidates):
+        return []
     taken = []
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+    for frozen in candidates:
         if limit is not None and len(taken) >= limit:
             break
         identifier = trial_id(storage, study, frozen.number)
         try:
-            if storage.set_trial_state_values(identifier, state=optuna.trial.TrialState.RUNNING):
-                taken.append(optuna.Trial(study, identifier))
+            claimed = storage.set_trial_state_values(identifier, state=optuna.trial.TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:
-            continue
+            claimed = False
+        if claimed:
+            taken.append(optuna.Trial(study, identifier))
+        elif group and not taken:  # another process claimed the group first
+            return []
     return taken
 
 
