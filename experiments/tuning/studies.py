@@ -142,7 +142,13 @@ class Studies:
 def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
     """Create the studies (this process is then the chief) or join them; queue the plan; on
     ``resume``, retry the trials a kill left RUNNING. ``UsageError`` when the storage holds a
-    study of this name with other settings."""
+    study of this name with other settings.
+
+    The process that creates the first study is the chief and creates the others; a process
+    that finds the first one there only loads them, waiting for the chief where it has not
+    created or planned one yet. (Were every process to create what it does not find, a joining
+    process could create a later study before the chief and leave it without its settings for
+    a moment, which the chief would read as other settings.)"""
     optuna = quiet_optuna()
     storage = open_storage(url)
     studies: dict[str, Any] = {}
@@ -151,13 +157,15 @@ def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
         arguments = dict(study_name=pair.study_name, storage=storage, sampler=make_sampler(),
                          pruner=make_pruner(settings.prune, settings.epochs or pair.problem.epochs),
                          direction=direction(pair))
-        try:
-            study = optuna.create_study(**arguments, load_if_exists=False)
-            created = True
-        except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=pair.study_name, storage=storage, sampler=arguments["sampler"],
-                                      pruner=arguments["pruner"])
-            created = False
+        study, created = None, False
+        if chief or position == 0:
+            try:
+                study = optuna.create_study(**arguments, load_if_exists=False)
+                created = True
+            except optuna.exceptions.DuplicatedStudyError:
+                pass
+        if study is None:
+            study = _load_study(arguments, wait=not chief)
         if position == 0 and created:
             chief = True
         expected = settings.study_attributes(pair)
@@ -175,6 +183,21 @@ def open_studies(settings: Settings, url: str, *, resume: bool) -> Studies:
         for pair in settings.pairs:
             _wait_for_plan(studies[pair.study_name])
     return Studies(storage, url, studies, chief)
+
+
+def _load_study(arguments: dict, wait: bool):
+    """The study of ``arguments`` (``create_study``'s); with ``wait``, once the chief has created it."""
+    optuna = quiet_optuna()
+    deadline = time.monotonic() + (PLAN_TIMEOUT if wait else 0)
+    while True:
+        try:
+            return optuna.load_study(study_name=arguments["study_name"], storage=arguments["storage"],
+                                     sampler=arguments["sampler"], pruner=arguments["pruner"])
+        except KeyError:  # not created yet
+            if time.monotonic() > deadline:
+                raise cli.UsageError(f"study {arguments['study_name']!r}: the chief has not created it in "
+                                     f"{PLAN_TIMEOUT} s") from None
+            time.sleep(0.5)
 
 
 def check_existing_studies(settings: Settings, url: str) -> None:
