@@ -140,14 +140,14 @@ def test_quick_training_records_each_schedule_at_the_end_of_every_epoch(tmp_path
     out = tmp_path / "run"
     code = experiment.main(
         ["--quick", "--problems", "moons", "--schedules", "constant", "step", "warmup_cosine", "one_cycle",
-         "--no-progress", "--out", str(out)]
+         "warmup_stable_decay", "--no-progress", "--out", str(out)]
     )
     assert code == 0
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns[:5]) == ["problem", "schedule", "optimizer", "seed", "epoch"]
     for column in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "status"):
         assert column in results.columns
-    assert set(results["schedule"]) == {"constant", "step", "warmup_cosine", "one_cycle"}
+    assert set(results["schedule"]) == {"constant", "step", "warmup_cosine", "one_cycle", "warmup_stable_decay"}
     assert (results["status"] == "ok").all() and np.isfinite(results[["loss", "val_loss"]]).all().all()
 
     # --quick moons, held out: 4 epochs of the 640 training examples in batches of 32 -> 20 steps
@@ -159,6 +159,8 @@ def test_quick_training_records_each_schedule_at_the_end_of_every_epoch(tmp_path
         "step": reference.step_decay(last_steps, peak, 0.5, total // 4),
         "warmup_cosine": reference.warmup_cosine(last_steps, peak, total // 10, total - total // 10),
         "one_cycle": reference.one_cycle(last_steps, peak, total),
+        # warm-up over 8 steps, the peak to step 64, a linear cool-down over the last 16: 0.05 x 1/16 at step 79
+        "warmup_stable_decay": [peak, peak, peak, peak / 16],
     }
     for schedule, group in results.groupby("schedule"):
         np.testing.assert_array_equal(group["epoch"], [1, 2, 3, 4])
@@ -171,11 +173,11 @@ def test_quick_training_records_each_schedule_at_the_end_of_every_epoch(tmp_path
     assert first["constant"] < first["warmup_cosine"] and first["constant"] < first["one_cycle"]
 
     summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == 4 and (summary["epochs"] == 4).all()
+    assert len(summary) == 5 and (summary["epochs"] == 4).all()
     assert summary.set_index("schedule")["final_learning_rate"]["one_cycle"] == pytest.approx(peak / 25 / 1e4, rel=1e-4)
     assert (out / "training.png").stat().st_size > 20_000
     events = list((out / "tensorboard" / "moons").glob("*/momentum/seed0/train/events.out.tfevents.*"))
-    assert len(events) == 4
+    assert len(events) == 5
 
 
 def test_bad_input_exits_with_code_2(tmp_path, capsys):
