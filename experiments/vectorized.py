@@ -574,8 +574,7 @@ class _Program:
                 blown = ~jnp.isfinite(logs["loss"]) | (logs["loss"] > limit)
                 return state, active & ~(check & blown)
 
-            def run_epoch(inputs):
-                lane, state, active, limit, full, rest = inputs
+            def train_epoch(lane, state, active, limit, full, rest):
                 carry = (state, active)
                 if full is not None and full.shape[0] == 1:  # full batch: no loop
                     carry = step(carry, full[0], checks[0], lane, limit)
@@ -586,6 +585,15 @@ class _Program:
                 if rest is not None:
                     carry = step(carry, rest, jnp.asarray(True), lane, limit)
                 return carry
+
+            def run_epoch(inputs):
+                if mode == "vmap":  # a condition under vmap computes both branches: nothing to skip
+                    return train_epoch(*inputs)
+                # a run that diverged or was stopped in an earlier epoch is skipped, not trained on
+                # unseen: its rows and checkpoint ended where it stopped, and the group's time is
+                # then the running members' alone (a tuning budget's diverged trials cost nothing)
+                lane, state, active = inputs[:3]
+                return jax.lax.cond(active, lambda: train_epoch(*inputs), lambda: (state, active))
 
             trainable, non_trainable, optimizer_values, _ = state
             lanes = active.shape[0]
@@ -688,7 +696,7 @@ class _Program:
 
     def _save(self, state, trained: np.ndarray) -> None:
         """Checkpoint the runs that trained in this epoch (a run that stopped earlier keeps the
-        state it stopped with; its lane in ``state`` has gone on without it)."""
+        state it stopped with; under ``vmap`` its lane in ``state`` has gone on without it)."""
         import jax
 
         trainable, non_trainable, optimizer_values, _ = jax.device_get(state[:3]) + (None,)
