@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         ranked = rankings(summary) if summary is not None else {}
         rows = []
         for row in cost_rows(tuning):
-            if rate is not None:
-                row["floor_seconds_per_trial"] = row["ratio_to_floor"] = float("nan")
+            # the file's columns in every row: empty where --floor was not asked (or not MNIST)
+            row["floor_seconds_per_trial"] = row["ratio_to_floor"] = float("nan")
             if rate is not None and row["problem"] == FLOOR_PROBLEM:
                 trials = tuning[tuning["problem"] == FLOOR_PROBLEM]
                 floor = mnist_mlp_trial_floor(command_arguments, float(trials["epochs"].median()), rate)
