@@ -592,7 +592,7 @@ class _Program:
                 # a run that diverged or was stopped in an earlier epoch is skipped, not trained on
                 # unseen: its rows and checkpoint ended where it stopped, and the group's time is
                 # then the running members' alone (a tuning budget's diverged trials cost nothing)
-                lane, state, active = inputs[:3]
+                _, state, active = inputs[:3]
                 return jax.lax.cond(active, lambda: train_epoch(*inputs), lambda: (state, active))
 
             trainable, non_trainable, optimizer_values, _ = state
