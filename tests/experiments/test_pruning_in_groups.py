@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import compare_optimizers
-from experiments.cli import run_main
+from tests.experiments.processes import run_compare_here
 
 pytestmark = [
     pytest.mark.backend_agnostic,
@@ -26,9 +25,7 @@ RELATIVE = 1e-4  # the group's tolerance against lone runs (tests/experiments/te
 
 
 def _tuning(out, vectorize: str) -> pd.DataFrame:
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(compare_optimizers.main, [*ARGUMENTS, "--vectorize", vectorize, "--out", str(out)])
-    assert exit_info.value.code == 0
+    run_compare_here(*ARGUMENTS, "--vectorize", vectorize, "--out", out)
     return pd.read_csv(out / "tuning.csv")
 
 

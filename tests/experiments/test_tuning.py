@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -18,18 +17,19 @@ from experiments.tuning import studies as tuning_studies
 from experiments.tuning import trials as tuning_trials
 from experiments.cli import run_main
 from lab.search_spaces import space_for
-from tests.experiments.processes import sigkill_when_written
+from tests.experiments.processes import (
+    compare_command,
+    numbers_of,
+    run_compare_here,
+    sigkill_when_written,
+    tuning_study,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = ["seconds"]
 BUDGET = 3
 # moons, 6 full-batch epochs, 3 trials each for SGD and Adam, 1 final seed
 SMALL = ["--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "6", "--seeds", "1",
          "--tune", str(BUDGET), "--no-progress"]  # fmt: skip
-
-
-def _command(*args) -> list[str]:
-    return [sys.executable, "-m", "experiments.compare_optimizers", *map(str, args)]
 
 
 def _env() -> dict:
@@ -41,22 +41,6 @@ def _env() -> dict:
     return env
 
 
-def _run_here(*args) -> None:
-    """The command in this process: one TensorFlow start less where the process is not what is tested."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(compare_optimizers.main, list(map(str, args)))
-    assert exit_info.value.code == 0
-
-
-def _numbers(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path).drop(columns=TIMING)
-
-
-def _study(url: str, optimizer: str, problem: str = "moons"):
-    optuna = tuning_studies.quiet_optuna()
-    return optuna.load_study(study_name=f"compare_optimizers:{problem}:{optimizer}", storage=url)
-
-
 def _best_by_the_rule(tuning_frame: pd.DataFrame, optimizer: str) -> pd.Series:
     rows = tuning_frame[(tuning_frame["optimizer"] == optimizer) & (tuning_frame["status"] == "ok")]
     return rows.sort_values(["val_accuracy", "trial"], ascending=[False, True]).iloc[0]
@@ -66,7 +50,7 @@ def _best_by_the_rule(tuning_frame: pd.DataFrame, optimizer: str) -> pd.Series:
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tuning") / "reference"
-    _run_here(*SMALL, "--out", out)
+    run_compare_here(*SMALL, "--out", out)
     return out
 
 
@@ -139,7 +123,7 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
     # --replot re-makes the summary from the files alone
     before = pd.read_csv(out / "summary.csv")
     (out / "summary.csv").unlink()
-    _run_here("--replot", out)
+    run_compare_here("--replot", out)
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), before)
 
 
@@ -147,7 +131,7 @@ def test_a_tuning_run_writes_trials_final_runs_and_the_report(reference_run):
 @pytest.mark.xdist_group("tuning_reference_run")
 def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_results(reference_run, tmp_path):
     out = tmp_path / "killed"
-    process = subprocess.Popen(_command(*SMALL, "--no-tensorboard", "--out", out), cwd=ROOT, env=_env(),
+    process = subprocess.Popen(compare_command(*SMALL, "--no-tensorboard", "--out", out), cwd=ROOT, env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # adam's second trial has checkpointed an epoch: SGD's three are told, and adam's first (alone,
     # on the fit path) or none (adam's trials as one vectorised group, on JAX)
@@ -155,15 +139,15 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
     sigkill_when_written(process, state)
     url = tuning_studies.default_storage(out)
     optuna = tuning_studies.quiet_optuna()
-    running = _study(url, "adam").get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    running = tuning_study(url, "adam").get_trials(states=(optuna.trial.TrialState.RUNNING,))
     killed = sorted(trial.user_attrs["index"] for trial in running)
     assert killed == (list(range(BUDGET)) if keras.backend.backend() == "jax" else [1])
     assert not (out / "tuning.csv").exists()
 
-    _run_here("--resume", out, "--no-progress")  # the process that was killed is the subprocess
-    pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(out / "tuning.csv"))
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
-    adam = _study(url, "adam").get_trials()
+    run_compare_here("--resume", out, "--no-progress")  # the process that was killed is the subprocess
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "tuning.csv"), numbers_of(out / "tuning.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(out / "results.csv"))
+    adam = tuning_study(url, "adam").get_trials()
     assert len(adam) == BUDGET + len(killed)  # the killed attempts, marked FAIL, and their retries
     failed = [t for t in adam if t.state == optuna.trial.TrialState.FAIL and "status" not in t.user_attrs]
     retries = [t for t in adam if t.system_attrs.get("retry_history")]
@@ -171,7 +155,7 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
     for attempt, retry in zip(failed, sorted(retries, key=lambda t: t.system_attrs["retry_history"])):
         assert retry.system_attrs["retry_history"] == [attempt.number]
         assert retry.params == attempt.params and retry.user_attrs["index"] == attempt.user_attrs["index"]
-    assert len(tuning_studies.counted_trials(_study(url, "adam"))) == BUDGET
+    assert len(tuning_studies.counted_trials(tuning_study(url, "adam"))) == BUDGET
     assert not (out / "checkpoints").exists() and (out / "report.md").is_file()
 
 
@@ -180,7 +164,7 @@ def test_sigkill_mid_tuning_then_resume_gives_the_uninterrupted_trials_and_resul
 def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(reference_run, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     processes = [
-        subprocess.Popen(_command(*SMALL, "--no-tensorboard", "--storage", url, "--out", tmp_path / name), cwd=ROOT,
+        subprocess.Popen(compare_command(*SMALL, "--no-tensorboard", "--storage", url, "--out", tmp_path / name), cwd=ROOT,
                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in ("a", "b")
     ]
@@ -193,7 +177,7 @@ def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(r
     optuna = tuning_studies.quiet_optuna()
     workers = set()
     for optimizer in ("sgd", "adam"):
-        trials = _study(url, optimizer).get_trials()
+        trials = tuning_study(url, optimizer).get_trials()
         assert len(trials) == BUDGET and all(t.state.is_finished() for t in trials)  # exactly N, none retried
         assert sorted(t.user_attrs["index"] for t in trials) == list(range(BUDGET))
         assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == BUDGET
@@ -201,8 +185,8 @@ def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(r
         workers |= {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2  # both took trials
     chief = tmp_path / reports[0]
-    pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(chief / "tuning.csv"))
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(chief / "results.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "tuning.csv"), numbers_of(chief / "tuning.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(chief / "results.csv"))
 
 
 @pytest.mark.slow
@@ -210,9 +194,9 @@ def test_two_workers_on_one_storage_share_the_trials_and_one_writes_the_report(r
 def test_nothing_that_selects_reads_the_test_split(reference_run, tmp_path):
     poisoned = list(SMALL)
     poisoned[poisoned.index("moons")] = "tests.experiments.tuning_problems:POISONED"
-    _run_here(*poisoned, "--no-tensorboard", "--out", tmp_path / "poisoned")
-    pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(tmp_path / "poisoned" / "tuning.csv"))
-    clean, dirty = _numbers(reference_run / "results.csv"), _numbers(tmp_path / "poisoned" / "results.csv")
+    run_compare_here(*poisoned, "--no-tensorboard", "--out", tmp_path / "poisoned")
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "tuning.csv"), numbers_of(tmp_path / "poisoned" / "tuning.csv"))
+    clean, dirty = numbers_of(reference_run / "results.csv"), numbers_of(tmp_path / "poisoned" / "results.csv")
     scored = [c for c in clean.columns if c.startswith("test_")]
     pd.testing.assert_frame_equal(clean.drop(columns=scored), dirty.drop(columns=scored))
     # the same models, the labels flipped: two classes, so every test accuracy is 1 minus the clean one
@@ -232,7 +216,7 @@ def test_tune_by_finder_uses_the_range_tests_rate_and_reports_its_steps(tmp_path
     from lab.registry import build_optimizer
 
     out = tmp_path / "finder"
-    _run_here("--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "3", "--seeds", "1",
+    run_compare_here("--problems", "moons", "--optimizers", "sgd", "adam", "--epochs", "3", "--seeds", "1",
               "--tune-by", "finder", "--no-progress", "--no-tensorboard", "--out", out)
     trials = pd.read_csv(out / "tuning.csv")
     assert trials["optimizer"].tolist() == ["sgd", "adam"] and (trials["trial"] == 0).all()
@@ -259,14 +243,14 @@ def test_tune_by_finder_uses_the_range_tests_rate_and_reports_its_steps(tmp_path
 @pytest.mark.slow
 def test_pruned_trials_stop_early_and_count_against_the_budget(tmp_path):
     out = tmp_path / "pruned"
-    _run_here("--problems", "moons", "--optimizers", "sgd", "--epochs", "5", "--seeds", "1", "--tune", "5",
+    run_compare_here("--problems", "moons", "--optimizers", "sgd", "--epochs", "5", "--seeds", "1", "--tune", "5",
               "--prune", "--no-progress", "--no-tensorboard", "--out", out)
     trials = pd.read_csv(out / "tuning.csv")
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pruned = trials[trials["status"] == "pruned"]
     assert len(pruned) >= 1 and (pruned["epochs"] < 5).all()
     optuna = tuning_studies.quiet_optuna()
-    states = [t.state for t in _study(tuning_studies.default_storage(out), "sgd").get_trials()]
+    states = [t.state for t in tuning_study(tuning_studies.default_storage(out), "sgd").get_trials()]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned) and len(states) == 5
     assert "median pruner" in (out / "report.md").read_text()
 

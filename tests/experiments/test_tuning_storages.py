@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,10 +16,14 @@ import keras
 import pandas as pd
 import pytest
 
-from experiments import compare_optimizers
-from experiments.cli import run_main
 from experiments.tuning import studies as tuning_studies
-from tests.experiments.processes import sigkill_when_written
+from tests.experiments.processes import (
+    compare_command,
+    numbers_of,
+    run_compare_here,
+    sigkill_when_written,
+    tuning_study,
+)
 from tests.postgres_server import PostgresServer, Unavailable, in_ci
 
 pytestmark = [
@@ -31,7 +34,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = ["seconds"]
 BUDGET = 4
 OPTIMIZERS = ("sgd", "adam")
 # moons, 8 full-batch epochs, 4 trials each of SGD and Adam (one vectorised group per optimiser), 1 final seed
@@ -39,33 +41,14 @@ SMALL = ["--problems", "moons", "--optimizers", *OPTIMIZERS, "--epochs", "8", "-
          "--tune", str(BUDGET), "--no-progress", "--no-tensorboard"]  # fmt: skip
 
 
-def _command(*args) -> list[str]:
-    return [sys.executable, "-m", "experiments.compare_optimizers", *map(str, args)]
-
-
 def _env() -> dict:
     return {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def _run_here(*args) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(compare_optimizers.main, list(map(str, args)))
-    assert exit_info.value.code == 0
-
-
-def _numbers(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path).drop(columns=TIMING)
-
-
-def _study(url: str, optimizer: str):
-    optuna = tuning_studies.quiet_optuna()
-    return optuna.load_study(study_name=f"compare_optimizers:moons:{optimizer}", storage=url)
 
 
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("storages") / "reference"
-    _run_here(*SMALL, "--out", out)
+    run_compare_here(*SMALL, "--out", out)
     return out
 
 
@@ -93,7 +76,7 @@ def storage_url(request, tmp_path) -> str:
 
 def test_two_workers_take_whole_groups_and_run_no_trial_twice(reference_run, storage_url, tmp_path):
     processes = [
-        subprocess.Popen(_command(*SMALL, "--storage", storage_url, "--out", tmp_path / name), cwd=ROOT, env=_env(),
+        subprocess.Popen(compare_command(*SMALL, "--storage", storage_url, "--out", tmp_path / name), cwd=ROOT, env=_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in ("a", "b")
     ]
@@ -104,7 +87,7 @@ def test_two_workers_take_whole_groups_and_run_no_trial_twice(reference_run, sto
     assert len(reports) == 1  # the chief's
     optuna = tuning_studies.quiet_optuna()
     for optimizer in OPTIMIZERS:
-        trials = _study(storage_url, optimizer).get_trials()
+        trials = tuning_study(storage_url, optimizer).get_trials()
         # exactly the budget, every trial finished once: none taken twice, none retried
         assert len(trials) == BUDGET and all(t.state.is_finished() for t in trials)
         assert sorted(t.user_attrs["index"] for t in trials) == list(range(BUDGET))
@@ -112,26 +95,26 @@ def test_two_workers_take_whole_groups_and_run_no_trial_twice(reference_run, sto
         # the study's trials were one group, taken whole by one worker
         assert len({t.user_attrs["worker"] for t in trials}) == 1, optimizer
     chief = tmp_path / reports[0]
-    pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(chief / "tuning.csv"))
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(chief / "results.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "tuning.csv"), numbers_of(chief / "tuning.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(chief / "results.csv"))
 
 
 def test_sigkill_mid_group_then_resume_gives_the_uninterrupted_trials(reference_run, storage_url, tmp_path):
     out = tmp_path / "killed"
-    process = subprocess.Popen(_command(*SMALL, "--storage", storage_url, "--out", out), cwd=ROOT, env=_env(),
+    process = subprocess.Popen(compare_command(*SMALL, "--storage", storage_url, "--out", out), cwd=ROOT, env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Adam's group has checkpointed an epoch of its members: SGD's group is told, Adam's is RUNNING
     sigkill_when_written(process, out / "checkpoints" / "tuning" / "moons" / "adam" / "trial1" / "state.json")
     optuna = tuning_studies.quiet_optuna()
-    running = _study(storage_url, "adam").get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    running = tuning_study(storage_url, "adam").get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert sorted(t.user_attrs["index"] for t in running) == list(range(BUDGET))  # the whole group, cut
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in _study(storage_url, "sgd").get_trials())
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in tuning_study(storage_url, "sgd").get_trials())
     assert not (out / "tuning.csv").exists()
 
-    _run_here("--resume", out)
-    pd.testing.assert_frame_equal(_numbers(reference_run / "tuning.csv"), _numbers(out / "tuning.csv"))
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
-    adam = _study(storage_url, "adam")
+    run_compare_here("--resume", out)
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "tuning.csv"), numbers_of(out / "tuning.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(out / "results.csv"))
+    adam = tuning_study(storage_url, "adam")
     assert len(adam.get_trials()) == 2 * BUDGET  # the killed attempts, marked FAIL, and their retries
     assert sorted(t.user_attrs["index"] for t in tuning_studies.counted_trials(adam)) == list(range(BUDGET))
     assert not (out / "checkpoints").exists() and (out / "report.md").is_file()
