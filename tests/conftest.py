@@ -29,3 +29,20 @@ def _fresh_keras_session():
     # free_memory=False skips a full garbage collection (~0.5 s per test on TensorFlow)
     keras.backend.clear_session(free_memory=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on loopback for the test run (``tests.postgres_server``): a skip where it
+    cannot start, a failure under CI, which must test ``--storage postgresql://``."""
+    from tests.postgres_server import PostgresServer, Unavailable, in_ci
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except Unavailable as reason:
+        if in_ci():
+            pytest.fail(f"CI must test --storage postgresql://, and the server did not start: {reason}")
+        pytest.skip(f"no PostgreSQL server here: {reason}")
+    yield server
+    server.stop()

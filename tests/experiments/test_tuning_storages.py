@@ -24,7 +24,6 @@ from tests.experiments.processes import (
     sigkill_when_written,
     tuning_study,
 )
-from tests.postgres_server import PostgresServer, Unavailable, in_ci
 
 pytestmark = [
     pytest.mark.backend_agnostic,
@@ -50,19 +49,6 @@ def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("storages") / "reference"
     run_compare_here(*SMALL, "--out", out)
     return out
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    server = PostgresServer()
-    try:
-        server.start()
-    except Unavailable as reason:
-        if in_ci():
-            pytest.fail(f"CI must test --storage postgresql://, and the server did not start: {reason}")
-        pytest.skip(f"no PostgreSQL server here: {reason}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
