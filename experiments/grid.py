@@ -128,16 +128,38 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
 
 
-def build_optimizer(trial: Trial):
-    """The trial's optimiser: spec, then the problem's rate unless the spec sets one, then the
-    trial's ``optimizer_arguments``."""
+def _optimizer_arguments(trial: Trial) -> dict[str, Any]:
+    """Spec, then the problem's rate unless the spec sets one, then ``optimizer_arguments``."""
     from lab.registry import parse_spec
 
     parsed = parse_spec(trial.optimizer)
-    arguments: dict[str, Any] = {}
+    arguments: dict[str, Any] = dict(parsed.arguments())
     if trial.problem.learning_rate is not None and "learning_rate" not in parsed.overrides:
         arguments["learning_rate"] = trial.problem.learning_rate
     arguments.update(trial.optimizer_arguments)
+    return arguments
+
+
+def chosen_learning_rate(trial: Trial):
+    """The rate the trial chooses (``_optimizer_arguments``): with a problem's schedule shape,
+    its peak; ``None`` where nothing sets one (the optimiser's own default)."""
+    return _optimizer_arguments(trial).get("learning_rate")
+
+
+def build_optimizer(trial: Trial):
+    """The trial's optimiser: spec, then the problem's rate unless the spec sets one, then the
+    trial's ``optimizer_arguments``. Where the problem has a schedule shape, the rate so chosen
+    is the peak of the problem's schedule (``Problem.schedule``), unless the optimiser is
+    schedule-free."""
+    from lab.registry import optimizer_class, parse_spec
+
+    parsed = parse_spec(trial.optimizer)
+    arguments = _optimizer_arguments(trial)
+    rate = arguments.get("learning_rate")
+    # schedule-free optimisers keep an averaged iterate (``evaluation_weights``): their rate stays constant
+    schedule_free = hasattr(optimizer_class(parsed.name), "evaluation_weights")
+    if trial.problem.schedule is not None and isinstance(rate, (int, float)) and not schedule_free:
+        arguments["learning_rate"] = trial.problem.schedule(float(rate))
     return parsed.build(**arguments)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import cli
-from experiments.grid import DataCache, Trial, build_optimizer, run_grid
+from experiments.grid import DataCache, Trial, build_optimizer, chosen_learning_rate, run_grid
 from lab.problems import Problem, mnist_split, protocol_view
 
 NAME = "lr_finder"
@@ -66,10 +66,14 @@ class Sweep:
 
 
 def default_learning_rate(problem: Problem, optimizer: str) -> float:
-    """The rate a plain run of ``optimizer`` on ``problem`` uses (the problem's, else the spec's)."""
+    """The rate a plain run of ``optimizer`` on ``problem`` uses (the problem's, else the spec's;
+    the peak of the problem's schedule shape where it has one)."""
     import keras
 
-    rate = build_optimizer(Trial(problem=problem, optimizer=optimizer)).learning_rate
+    trial = Trial(problem=problem, optimizer=optimizer)
+    rate = chosen_learning_rate(trial)
+    if not isinstance(rate, (int, float)):  # the optimiser's default, or a fixed schedule at step 0
+        rate = build_optimizer(trial).learning_rate
     return float(f"{float(keras.ops.convert_to_numpy(rate)):.7g}")
 
 

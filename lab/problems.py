@@ -53,7 +53,7 @@ from lab import datasets, metrics, models
 
 PROTOCOLS = ("notebook", "held_out")
 VALIDATION_FRACTION = 0.2
-_QUICK_FIELDS = {"data", "epochs", "batch_size", "target", "learning_rate", "description"}
+_QUICK_FIELDS = {"data", "epochs", "batch_size", "target", "learning_rate", "schedule", "description"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,10 +73,17 @@ class Problem:
             epochs and seconds to reach are reported; ``None``: none.
         higher_is_better: which way the target's quantity improves (``False`` for a loss).
         learning_rate: the rate every optimiser uses on this problem unless its spec sets one: a
-            number or a ``LearningRateSchedule`` of the step (the protocol's schedule).
+            number or a ``LearningRateSchedule`` of the step (one fixed schedule).
+        schedule: the protocol's schedule as a shape, a callable of the peak rate returning a
+            ``LearningRateSchedule`` (warm-up and cosine, say); ``None``: a constant rate. With a
+            shape, the rate a run sets (the problem's ``learning_rate``, a spec's, a swept or a
+            tuned one) is the schedule's peak, so a tuned trial follows the protocol's schedule
+            rather than replacing it with a constant. Schedule-free optimisers are the exception:
+            they take the rate as it is (their design is a constant rate and a warm-up of their
+            own, ``warmup_steps``). ``learning_rate`` must then be a number.
         description: the protocol in words, for reports.
         quick: overrides for smoke runs (any of data, epochs, batch_size, target, learning_rate,
-            description).
+            schedule, description).
     """
 
     name: str
@@ -89,6 +96,7 @@ class Problem:
     target: float | None = None
     higher_is_better: bool = True
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None
+    schedule: Callable[[float], keras.optimizers.schedules.LearningRateSchedule] | None = None
     description: str = ""
     quick: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -109,6 +117,13 @@ class Problem:
             self.learning_rate, keras.optimizers.schedules.LearningRateSchedule
         ) and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        if self.schedule is not None:
+            if not callable(self.schedule) or isinstance(self.schedule, keras.optimizers.schedules.LearningRateSchedule):
+                raise ValueError(f"schedule must be a callable of the peak rate returning a schedule (a shape), "
+                                 f"got {self.schedule!r}; a fixed schedule goes in learning_rate")
+            if not isinstance(self.learning_rate, (int, float)):
+                raise ValueError(f"a problem with a schedule shape needs a number as learning_rate (its peak), "
+                                 f"got {self.learning_rate!r}")
         unknown = set(self.quick) - _QUICK_FIELDS
         if unknown:
             raise ValueError(f"quick overrides {sorted(unknown)} are not allowed; allowed: {sorted(_QUICK_FIELDS)}")
@@ -260,9 +275,10 @@ def shakespeare_model(seed: int = 0) -> keras.Model:
     return models.char_transformer(seed, vocabulary_size=78, context=SHAKESPEARE_CONTEXT, width=64, depth=2, heads=4)
 
 
-def shakespeare_schedule(peak: float, steps: int, warmup_fraction: float = 0.05):
+def shakespeare_schedule(peak: float, *, steps: int, warmup_fraction: float = 0.05):
     """The reference recipe's rate: linear warm-up from 0 over ``warmup_fraction`` of the run's
-    ``steps``, then cosine to 0 at its last step (``lab.schedules.WarmupCosine``)."""
+    ``steps``, then cosine to 0 at its last step (``lab.schedules.WarmupCosine``). The problem's
+    schedule shape is this with ``steps`` bound: ``partial(shakespeare_schedule, steps=...)``."""
     from lab.schedules import WarmupCosine
 
     warmup = max(1, round(warmup_fraction * steps))
@@ -383,7 +399,8 @@ PROBLEMS: dict[str, Problem] = {
             model=shakespeare_model, loss="sparse_categorical_crossentropy",
             metrics=(metrics.bits_per_character, "accuracy"), epochs=SHAKESPEARE_EPOCHS, batch_size=SHAKESPEARE_BATCH,
             target=2.5, higher_is_better=False,
-            learning_rate=shakespeare_schedule(SHAKESPEARE_PEAK, _steps(SHAKESPEARE_TRAIN_WINDOWS, SHAKESPEARE_EPOCHS)),
+            learning_rate=SHAKESPEARE_PEAK,
+            schedule=partial(shakespeare_schedule, steps=_steps(SHAKESPEARE_TRAIN_WINDOWS, SHAKESPEARE_EPOCHS)),
             description="character transformer (2 pre-norm blocks, width 64, 4 heads, context 64) on Shakespeare's "
             "plays split by contiguous 65,536-character blocks (80/10/10), 16,384 training windows, batch 64, "
             "6 epochs, warm-up (5%) + cosine from 3e-3, bits per character",
@@ -391,7 +408,7 @@ PROBLEMS: dict[str, Problem] = {
                                    validation_windows=QUICK_SHAKESPEARE_WINDOWS[1],
                                    test_windows=QUICK_SHAKESPEARE_WINDOWS[2]),
                    "epochs": QUICK_SHAKESPEARE_EPOCHS, "batch_size": QUICK_SHAKESPEARE_BATCH, "target": 4.1,
-                   "learning_rate": shakespeare_schedule(SHAKESPEARE_PEAK, _steps(
+                   "schedule": partial(shakespeare_schedule, steps=_steps(
                        QUICK_SHAKESPEARE_WINDOWS[0], QUICK_SHAKESPEARE_EPOCHS, QUICK_SHAKESPEARE_BATCH)),
                    "description": "character transformer on 2,048 Shakespeare windows, batch 32, 2 epochs, "
                    "warm-up + cosine from 3e-3 (quick)"},
