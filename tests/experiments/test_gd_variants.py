@@ -9,6 +9,8 @@ from experiments import gd_variants
 from experiments.cli import run_main
 from lab import datasets, models
 
+pytestmark = pytest.mark.xdist_group("gd_variants_quick_run")
+
 
 def numpy_batch_gd(x, y, w, b, learning_rate, epochs):
     """Full-batch gradient descent on the MSE of y = w x + b, as in the notebooks (float64)."""
@@ -20,7 +22,8 @@ def numpy_batch_gd(x, y, w, b, learning_rate, epochs):
     return np.array(path)
 
 
-@pytest.fixture(scope="module")
+# session, on one worker: a module fixture is made again on every worker its module's tests reach
+@pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gd")
     with pytest.raises(SystemExit) as exit_info:

@@ -104,7 +104,8 @@ def test_default_rates_are_the_notebooks():
     assert experiment.default_learning_rate(PROBLEMS["mnist_mlp"], "keras:Adam:learning_rate=0.003") == 0.003
 
 
-# --- the grid runner's guarantees: --jobs 2 and SIGKILL + --resume give the same numbers --------
+# --- SIGKILL + --resume after the range tests, in the trainings, gives the same numbers ---------
+# (--jobs N is the grid runner's pool, checked by the main job's and the studies' tests)
 
 SMALL = ["--quick", "--problems", "moons", "--optimizers", "sgd", "adam", "--num-steps", "20", "--epochs", "12",
          "--no-tensorboard", "--no-progress"]  # fmt: skip
@@ -142,16 +143,7 @@ def reference_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("finder_reference_run")  # on one worker, which computes the reference run once
-def test_two_jobs_give_the_numbers_of_one(reference_run, tmp_path):
-    out = tmp_path / "parallel"
-    _run_here(*SMALL, "--jobs", "2", "--out", out)  # spawns its workers
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
-    pd.testing.assert_frame_equal(pd.read_csv(reference_run / "suggestions.csv"), pd.read_csv(out / "suggestions.csv"))
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("finder_reference_run")
+@pytest.mark.xdist_group("finder_reference_run")  # with the reference run it compares to
 def test_sigkill_in_the_trainings_then_resume_equals_an_uninterrupted_run(reference_run, tmp_path):
     import json
     import subprocess

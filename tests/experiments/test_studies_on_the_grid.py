@@ -1,6 +1,16 @@
 """The studies on the grid runner: ``--jobs 2`` (spawned processes) gives the numbers of
 ``--jobs 1``, and a run SIGKILLed mid-trial and ``--resume``d gives the files of an uninterrupted
-one. Each study runs a few small trials (moons or a regression, full batch or a few epochs)."""
+one.
+
+Every study declares its runs as grid trials and hands them to the one runner
+(``experiments.grid.run_grid``), so the kill/resume and the spawn pool are checked once per
+mechanism, not once per study: weight_decay's run exercises all three ways a study writes its
+files (the grid's rows after each trial; a table of its own after each trial through the
+runner's ``after`` hook, ``weight_norms.csv``; tables made from the rows at the end,
+``summary.csv``). The main job and the LR finder, which have stages of their own, keep their own
+checks (``test_compare_optimizers.py``, ``test_lr_finder_experiment.py``), and so do the
+vectorised groups (``test_vectorized.py``) and the tuning workers (``test_tuning*.py``).
+"""
 
 from __future__ import annotations
 
@@ -38,22 +48,6 @@ STUDIES = {
         ("--quick", "--epochs", "30", "--weight-decays", "0", "0.01"), "results.csv",
         ("results.csv", "weight_norms.csv", "summary.csv"),
         ("moons", "adam_epsilon=1e-08_epsilon_placement=paper", "decoupled", "weight_decay0.0", "seed0"), 2, 30,
-    ),
-    # sgd at 0.01 and 1, then adam at 0.01 and 1: killed in the third
-    "lr_sensitivity": Study(
-        ("--quick", "--problems", "moons", "--optimizers", "sgd", "adam", "--learning-rates", "0.01", "1", "--epochs", "30"),
-        "sweep.csv", ("sweep.csv", "sweep_final.csv", "trainable_ranges.csv", "surface_trajectories.csv"),
-        ("moons", "adam", "set_learning_rate0.01", "seed0"), 2, 30,
-    ),
-    # constant, cosine, then one-cycle (20 steps an epoch): killed in the third
-    "schedules": Study(
-        ("--quick", "--problems", "moons", "--schedules", "constant", "cosine", "one_cycle", "--epochs", "8"),
-        "results.csv", ("results.csv", "summary.csv"), ("moons", "one_cycle", "momentum", "seed0"), 2, 8,
-    ),
-    # batch, then stochastic (100 steps an epoch), then mini-batch: killed in the second
-    "gd_variants": Study(
-        ("--quick", "--problems", "regression_001", "--epochs", "30"), "results.csv",
-        ("results.csv", "parameters.csv"), ("regression_001", "stochastic", "sgd", "seed0"), 1, 30,
     ),
 }
 
@@ -93,10 +87,6 @@ def reference(request, tmp_path_factory) -> tuple[str, Path]:
     return name, out
 
 
-# The spawn pool is one piece of the grid: two studies whose trials differ most in kind (epochs of
-# 100 one-example steps; per-trial tables written after each trial) check it, besides
-# compare_optimizers' and lr_finder's own tests. Resume runs per study: each keeps its own files.
-PARALLEL = ("gd_variants", "weight_decay")
 
 
 def _on_one_worker(name: str):
@@ -105,7 +95,7 @@ def _on_one_worker(name: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("reference", [_on_one_worker(name) for name in PARALLEL], indirect=True)
+@pytest.mark.parametrize("reference", [_on_one_worker(name) for name in sorted(STUDIES)], indirect=True)
 def test_two_jobs_give_the_numbers_of_one(reference, tmp_path):
     name, expected = reference
     study = STUDIES[name]
