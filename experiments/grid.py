@@ -146,11 +146,22 @@ def chosen_learning_rate(trial: Trial):
     return _optimizer_arguments(trial).get("learning_rate")
 
 
-def build_optimizer(trial: Trial):
+def run_steps(trial: Trial, data) -> int:
+    """The steps the trial trains for on ``data`` (its protocol's view): epochs x batches."""
+    examples = len(data.x_train)
+    batch_size = trial.batch_size or trial.problem.batch_size or examples
+    return trial.epochs_to_run * -(-examples // batch_size)
+
+
+def build_optimizer(trial: Trial, steps: int | None = None):
     """The trial's optimiser: spec, then the problem's rate unless the spec sets one, then the
-    trial's ``optimizer_arguments``. Where the problem has a schedule shape, the rate so chosen
-    is the peak of the problem's schedule (``Problem.schedule``), unless the optimiser is
-    schedule-free."""
+    trial's ``optimizer_arguments``.
+
+    ``steps``: the run's number of steps (``run_steps``), given where the optimiser trains. Where
+    the problem has a schedule shape, the rate so chosen is then the peak of the problem's
+    schedule over those steps (``Problem.schedule``), unless the optimiser is schedule-free.
+    Without ``steps`` (a range test, which sets the rate itself; a report) the rate stays as
+    chosen."""
     from lab.registry import optimizer_class, parse_spec
 
     parsed = parse_spec(trial.optimizer)
@@ -158,8 +169,8 @@ def build_optimizer(trial: Trial):
     rate = arguments.get("learning_rate")
     # schedule-free optimisers keep an averaged iterate (``evaluation_weights``): their rate stays constant
     schedule_free = hasattr(optimizer_class(parsed.name), "evaluation_weights")
-    if trial.problem.schedule is not None and isinstance(rate, (int, float)) and not schedule_free:
-        arguments["learning_rate"] = trial.problem.schedule(float(rate))
+    if steps is not None and trial.problem.schedule is not None and isinstance(rate, (int, float)) and not schedule_free:
+        arguments["learning_rate"] = trial.problem.schedule(float(rate), steps)
     return parsed.build(**arguments)
 
 
@@ -194,7 +205,7 @@ def train_trial(trial: Trial, split, out: Path, *, tensorboard: bool = True, on_
     distributed = distributed or make_strategy("none")
     data = protocol_view(split, trial.protocol)
     with distributed.scope():
-        optimizer = build_optimizer(trial)
+        optimizer = build_optimizer(trial, run_steps(trial, data))
         model = (trial.model or trial.problem.model)(trial.seed)
         batch_size = trial.batch_size or trial.problem.batch_size or len(data.x_train)
         callbacks = list(trial.callbacks()) if trial.callbacks is not None else []
@@ -430,11 +441,10 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
     if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
         return None
     batch_size = trial.batch_size or trial.problem.batch_size
-    if batch_size is not None:
-        examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
-        if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
-            return None
-    optimizer = build_optimizer(trial)
+    view = protocol_view(data(trial.problem), trial.protocol)
+    if batch_size is not None and -(-len(view.x_train) // batch_size) > MAX_STEPS_PER_EPOCH:
+        return None
+    optimizer = build_optimizer(trial, run_steps(trial, view))
     signature = optimizer_signature(optimizer, per_run)
     # the program validates the weights trained; an averaged iterate is validated on the fit path
     if signature is None or keeps_averaged_iterate(optimizer):
@@ -502,7 +512,7 @@ def train_group(trials: Sequence[Trial], data: DataCache, out: Path, *, label: s
 
         try:
             frames = train_runs(
-                models, [build_optimizer(trial) for trial in trials], split, epochs=first.epochs_to_run,
+                models, [build_optimizer(trial, run_steps(trial, split)) for trial in trials], split, epochs=first.epochs_to_run,
                 batch_size=first.batch_size or first.problem.batch_size or len(split.x_train),
                 seeds=[trial.seed for trial in trials], loss=first.problem.loss, metrics=first.problem.metrics,
                 checkpoint_dirs=[Path(out, CHECKPOINTS, trial.folder) for trial in trials], on_epoch=on_epoch,

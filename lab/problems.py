@@ -74,11 +74,12 @@ class Problem:
         higher_is_better: which way the target's quantity improves (``False`` for a loss).
         learning_rate: the rate every optimiser uses on this problem unless its spec sets one: a
             number or a ``LearningRateSchedule`` of the step (one fixed schedule).
-        schedule: the protocol's schedule as a shape, a callable of the peak rate returning a
-            ``LearningRateSchedule`` (warm-up and cosine, say); ``None``: a constant rate. With a
-            shape, the rate a run sets (the problem's ``learning_rate``, a spec's, a swept or a
-            tuned one) is the schedule's peak, so a tuned trial follows the protocol's schedule
-            rather than replacing it with a constant. Schedule-free optimisers are the exception:
+        schedule: the protocol's schedule as a shape: ``schedule(peak, steps)`` returns the
+            ``LearningRateSchedule`` of a run of ``steps`` steps peaking at ``peak`` (warm-up and
+            cosine, say); ``None``: a constant rate. With a shape, the rate a run sets (the
+            problem's ``learning_rate``, a spec's, a swept or a tuned one) is the schedule's peak,
+            and the schedule spans the run's steps (``--epochs`` and ``--batch-size`` included),
+            so a tuned trial follows the protocol's schedule rather than a constant rate. Schedule-free optimisers are the exception:
             they take the rate as it is (their design is a constant rate and a warm-up of their
             own, ``warmup_steps``). ``learning_rate`` must then be a number.
         description: the protocol in words, for reports.
@@ -119,7 +120,7 @@ class Problem:
             raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
         if self.schedule is not None:
             if not callable(self.schedule) or isinstance(self.schedule, keras.optimizers.schedules.LearningRateSchedule):
-                raise ValueError(f"schedule must be a callable of the peak rate returning a schedule (a shape), "
+                raise ValueError(f"schedule must be a callable (peak, steps) returning a schedule (a shape), "
                                  f"got {self.schedule!r}; a fixed schedule goes in learning_rate")
             if not isinstance(self.learning_rate, (int, float)):
                 raise ValueError(f"a problem with a schedule shape needs a number as learning_rate (its peak), "
@@ -275,10 +276,10 @@ def shakespeare_model(seed: int = 0) -> keras.Model:
     return models.char_transformer(seed, vocabulary_size=78, context=SHAKESPEARE_CONTEXT, width=64, depth=2, heads=4)
 
 
-def shakespeare_schedule(peak: float, *, steps: int, warmup_fraction: float = 0.05):
+def shakespeare_schedule(peak: float, steps: int, warmup_fraction: float = 0.05):
     """The reference recipe's rate: linear warm-up from 0 over ``warmup_fraction`` of the run's
-    ``steps``, then cosine to 0 at its last step (``lab.schedules.WarmupCosine``). The problem's
-    schedule shape is this with ``steps`` bound: ``partial(shakespeare_schedule, steps=...)``."""
+    ``steps``, then cosine to 0 at its last step (``lab.schedules.WarmupCosine``): the
+    problem's schedule shape."""
     from lab.schedules import WarmupCosine
 
     warmup = max(1, round(warmup_fraction * steps))
@@ -293,10 +294,6 @@ SHAKESPEARE_PEAK = 3e-3
 QUICK_SHAKESPEARE_WINDOWS = (2_048, 256, 256)
 QUICK_SHAKESPEARE_EPOCHS = 2
 QUICK_SHAKESPEARE_BATCH = 32
-
-
-def _steps(windows: int, epochs: int, batch: int = SHAKESPEARE_BATCH) -> int:
-    return epochs * -(-windows // batch)
 
 
 # --- colour images: CIFAR-10 from its authors' archive ------------------------------------------
@@ -400,7 +397,7 @@ PROBLEMS: dict[str, Problem] = {
             metrics=(metrics.bits_per_character, "accuracy"), epochs=SHAKESPEARE_EPOCHS, batch_size=SHAKESPEARE_BATCH,
             target=2.5, higher_is_better=False,
             learning_rate=SHAKESPEARE_PEAK,
-            schedule=partial(shakespeare_schedule, steps=_steps(SHAKESPEARE_TRAIN_WINDOWS, SHAKESPEARE_EPOCHS)),
+            schedule=shakespeare_schedule,
             description="character transformer (2 pre-norm blocks, width 64, 4 heads, context 64) on Shakespeare's "
             "plays split by contiguous 65,536-character blocks (80/10/10), 16,384 training windows, batch 64, "
             "6 epochs, warm-up (5%) + cosine from 3e-3, bits per character",
@@ -408,8 +405,6 @@ PROBLEMS: dict[str, Problem] = {
                                    validation_windows=QUICK_SHAKESPEARE_WINDOWS[1],
                                    test_windows=QUICK_SHAKESPEARE_WINDOWS[2]),
                    "epochs": QUICK_SHAKESPEARE_EPOCHS, "batch_size": QUICK_SHAKESPEARE_BATCH, "target": 4.1,
-                   "schedule": partial(shakespeare_schedule, steps=_steps(
-                       QUICK_SHAKESPEARE_WINDOWS[0], QUICK_SHAKESPEARE_EPOCHS, QUICK_SHAKESPEARE_BATCH)),
                    "description": "character transformer on 2,048 Shakespeare windows, batch 32, 2 epochs, "
                    "warm-up + cosine from 3e-3 (quick)"},
         ),

@@ -167,8 +167,11 @@ def run_finals(settings: Settings, tuning: pd.DataFrame, out: Path) -> pd.DataFr
 
 
 def effective_arguments(trial: Trial, space: SearchSpace) -> dict[str, float]:
-    """The values the trial's optimiser has for the space's hyperparameters (defaults included)."""
-    from experiments.grid import build_optimizer
+    """The values the trial's optimiser has for the space's hyperparameters (defaults included;
+    the learning rate as chosen, the peak where the problem shapes it into a schedule)."""
+    from experiments.grid import build_optimizer, chosen_learning_rate
 
     config = build_optimizer(trial).get_config()
+    if isinstance(chosen_learning_rate(trial), (int, float)):
+        config["learning_rate"] = chosen_learning_rate(trial)
     return {d.name: float(config[d.name]) for d in space if isinstance(config.get(d.name), (int, float))}
