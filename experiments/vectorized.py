@@ -154,14 +154,20 @@ def builds_seeded_models(build: Callable[[int], keras.Model], seed: int) -> bool
 _SEEDED_BUILDERS: dict[tuple, bool] = {}
 
 
-def _structure(model: keras.Model) -> str:
-    """The architecture: the model's config without names, initialisers and seeds."""
+def group_structure(model: keras.Model) -> str:
+    """The architecture: the model's config without names, initialisers and seeds. A functional
+    model's config wires its layers by their names (``inbound_nodes``, ``keras_history``), which
+    Keras numbers per process (``dense``, ``dense_4``, ...): each is replaced by its layer's
+    position, so two builds of one architecture compare equal."""
+    positions = {layer.name: f"layer {index}" for index, layer in enumerate(model.layers)}
 
     def strip(item: Any) -> Any:
         if isinstance(item, dict):
             return {k: strip(v) for k, v in item.items() if k not in ("name", "seed") and not k.endswith("initializer")}
         if isinstance(item, (list, tuple)):
             return [strip(v) for v in item]
+        if isinstance(item, str):
+            return positions.get(item, item)
         return item
 
     try:
@@ -268,7 +274,7 @@ def train_runs(
     if None in signatures or len(signatures) > 1:
         held = ", ".join(("learning_rate", *per_run))
         raise IncompatibleRuns(f"the optimisers differ in more than {held}, or one cannot be vectorised")
-    if len({_structure(model) for model in models}) > 1:
+    if len({group_structure(model) for model in models}) > 1:
         raise IncompatibleRuns("the models have different architectures")
     folders = [Path(f) if f is not None else None for f in (checkpoint_dirs or [None] * count)]
     if len(folders) != count:
@@ -443,7 +449,7 @@ def _shared_evaluation(model: keras.Model, template: keras.Model, loss, metrics,
     """The ``_Evaluation`` of ``model``'s architecture with ``loss`` and ``metrics``, made from
     ``template`` the first time (the few most recent ones are kept)."""
     try:
-        key = (_structure(model), loss, tuple(metrics), mode)
+        key = (group_structure(model), loss, tuple(metrics), mode)
         hash(key)
     except TypeError:  # an unhashable loss or metric: not shared
         return _Evaluation(template, mode)

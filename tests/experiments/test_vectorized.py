@@ -220,6 +220,15 @@ def test_incompatible_runs_are_refused_before_training(moons):
     assert vectorized.optimizer_signature(Adam(0.01)) != vectorized.optimizer_signature(Adam(0.01, beta_1=0.8))
 
 
+def test_functional_models_of_one_architecture_share_a_program_whatever_keras_named_their_layers():
+    """The transformer is a functional model, wired by layer names Keras numbers per process; two
+    builds (other seeds, other names) are one architecture, another width is not."""
+    first, second = models.char_transformer(0), models.char_transformer(1)
+    assert [layer.name for layer in first.layers] != [layer.name for layer in second.layers]
+    assert vectorized.group_structure(first) == vectorized.group_structure(second)
+    assert vectorized.group_structure(first) != vectorized.group_structure(models.char_transformer(0, width=32))
+
+
 @pytest.mark.slow
 def test_the_grid_gives_the_same_results_with_and_without_vectorising(tmp_path):
     problem = resolve("moons")
