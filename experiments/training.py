@@ -38,7 +38,8 @@ with ``optimizer``, trains it with ``model.fit`` and returns one tidy row per ep
   Stateful callbacks passed in ``callbacks`` (plateau counters, early stopping) are not part of the
   checkpoint; the columns they add to the rows (see ``callbacks``) are.
 - **Speed.** Data stay in memory; ``steps_per_execution`` (default 32) runs several steps per call
-  into the backend; ``jit_compile="auto"`` lets Keras compile where it can.
+  into the backend (one on PyTorch, whose trainer takes no more); ``jit_compile="auto"`` lets
+  Keras compile where it can.
 - ``tensorboard_dir`` adds ``keras.callbacks.TensorBoard`` (epoch scalars: loss, accuracy,
   learning rate; train/ and validation/ sub-folders); without TensorFlow, which writes them,
   ``lab.tensorboard_logs.TensorBoardUnavailableError`` says so before training starts.
@@ -385,7 +386,8 @@ def train_run(
         optimizer=optimizer,
         loss=loss,
         metrics=list(metrics),
-        steps_per_execution=int(steps_per_execution),
+        # Keras's PyTorch trainer runs one step per call and refuses more; the numbers are the same
+        steps_per_execution=1 if keras.backend.backend() == "torch" else int(steps_per_execution),
         jit_compile=jit_compile,
     )
     initial_epoch = 0
