@@ -169,7 +169,8 @@ def build_optimizer(trial: Trial, steps: int | None = None):
     rate = arguments.get("learning_rate")
     # schedule-free optimisers keep an averaged iterate (``evaluation_weights``): their rate stays constant
     schedule_free = hasattr(optimizer_class(parsed.name), "evaluation_weights")
-    if steps is not None and trial.problem.schedule is not None and isinstance(rate, (int, float)) and not schedule_free:
+    shaped = steps is not None and trial.problem.schedule is not None and isinstance(rate, (int, float))
+    if shaped and not schedule_free:
         arguments["learning_rate"] = trial.problem.schedule(float(rate), steps)
     return parsed.build(**arguments)
 
@@ -511,8 +512,9 @@ def train_group(trials: Sequence[Trial], data: DataCache, out: Path, *, label: s
                 bar.refresh()
 
         try:
+            optimizers = [build_optimizer(trial, run_steps(trial, split)) for trial in trials]
             frames = train_runs(
-                models, [build_optimizer(trial, run_steps(trial, split)) for trial in trials], split, epochs=first.epochs_to_run,
+                models, optimizers, split, epochs=first.epochs_to_run,
                 batch_size=first.batch_size or first.problem.batch_size or len(split.x_train),
                 seeds=[trial.seed for trial in trials], loss=first.problem.loss, metrics=first.problem.metrics,
                 checkpoint_dirs=[Path(out, CHECKPOINTS, trial.folder) for trial in trials], on_epoch=on_epoch,

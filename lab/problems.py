@@ -79,9 +79,10 @@ class Problem:
             cosine, say); ``None``: a constant rate. With a shape, the rate a run sets (the
             problem's ``learning_rate``, a spec's, a swept or a tuned one) is the schedule's peak,
             and the schedule spans the run's steps (``--epochs`` and ``--batch-size`` included),
-            so a tuned trial follows the protocol's schedule rather than a constant rate. Schedule-free optimisers are the exception:
-            they take the rate as it is (their design is a constant rate and a warm-up of their
-            own, ``warmup_steps``). ``learning_rate`` must then be a number.
+            so a tuned trial follows the protocol's schedule rather than a constant rate.
+            Schedule-free optimisers are the exception: they take the rate as it is (their design
+            is a constant rate and a warm-up of their own, ``warmup_steps``). ``learning_rate``
+            must then be a number.
         description: the protocol in words, for reports.
         quick: overrides for smoke runs (any of data, epochs, batch_size, target, learning_rate,
             schedule, description).
@@ -119,7 +120,8 @@ class Problem:
         ) and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
         if self.schedule is not None:
-            if not callable(self.schedule) or isinstance(self.schedule, keras.optimizers.schedules.LearningRateSchedule):
+            fixed = isinstance(self.schedule, keras.optimizers.schedules.LearningRateSchedule)
+            if fixed or not callable(self.schedule):
                 raise ValueError(f"schedule must be a callable (peak, steps) returning a schedule (a shape), "
                                  f"got {self.schedule!r}; a fixed schedule goes in learning_rate")
             if not isinstance(self.learning_rate, (int, float)):

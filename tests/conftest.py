@@ -1,8 +1,8 @@
 """Test configuration: the backend comes from KERAS_BACKEND (tensorflow when unset).
 
 Tests that must also pass on JAX and PyTorch are marked ``backend_agnostic``; CI runs the whole
-suite on TensorFlow, the ``backend_agnostic`` tests again on JAX, and those of the optimisers,
-schedules and callbacks on PyTorch (``make test-torch``).
+suite on TensorFlow and the ``backend_agnostic`` tests again on JAX and on PyTorch (``make
+test-jax``, ``make test-torch``).
 """
 
 import os

@@ -76,9 +76,10 @@ def _begin_sqlite_transactions_immediately(engine) -> None:
     queued trial (read the state WAITING, write RUNNING: ``set_trial_state_values``, whose
     ``SELECT ... FOR UPDATE`` SQLite ignores) is not atomic: two processes can both read WAITING
     and both take the trial (measured: three processes claiming 150 queued trials one by one
-    took 8 to 10 of them twice; ``tests/experiments/test_claiming_trials.py``). ``BEGIN IMMEDIATE`` serialises such read-then-write transactions, as PostgreSQL's row
-    lock does. SQLAlchemy's documented recipe for the pysqlite driver ("Serializable isolation /
-    Savepoints / Transactional DDL"); the connections opened before it are closed."""
+    took 8 to 10 of them twice; ``tests/experiments/test_claiming_trials.py``). ``BEGIN
+    IMMEDIATE`` serialises such read-then-write transactions, as PostgreSQL's row lock does.
+    SQLAlchemy's documented recipe for the pysqlite driver ("Serializable isolation / Savepoints /
+    Transactional DDL"); the connections opened before it are closed."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -319,7 +320,8 @@ def _fail_and_queue_again(storage, study, identifier: int) -> bool:
 def take_trials(storage, study, limit: int | None = None) -> list:
     """Up to ``limit`` queued trials of ``study``, now RUNNING and this process's, in queue
     order. Each is Optuna's WAITING -> RUNNING transition, atomic on SQLite too (``open_storage``),
-    so processes sharing the storage never take one trial twice. Never creates a trial: the budget is the queue.
+    so processes sharing the storage never take one trial twice. Never creates a trial: the
+    budget is the queue.
 
     ``limit=None`` takes a vectorised group: the study's queued trials, whole. A study with a
     trial RUNNING is another process's group (or a dead process's, until it is retried) and is

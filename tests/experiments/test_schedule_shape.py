@@ -59,14 +59,15 @@ def test_the_schedule_spans_the_steps_of_a_run_with_other_epochs_or_batches():
 def test_schedule_free_optimizers_keep_the_rate_constant():
     optimizer = build_optimizer(Trial(problem=TRANSFORMER, optimizer="schedule_free_adamw",
                                       optimizer_arguments={"learning_rate": 0.004}), steps=1536)
-    assert not isinstance(internals.learning_rate_or_schedule(optimizer), keras.optimizers.schedules.LearningRateSchedule)
+    rate = internals.learning_rate_or_schedule(optimizer)
+    assert not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.004)
 
 
 def test_a_fixed_schedule_in_the_trial_is_kept_as_it_is():
     fixed = WarmupCosine(0.1, 3, 20)
-    optimizer = build_optimizer(Trial(problem=TRANSFORMER, optimizer="sgd", optimizer_arguments={"learning_rate": fixed}),
-                                steps=1536)
+    trial = Trial(problem=TRANSFORMER, optimizer="sgd", optimizer_arguments={"learning_rate": fixed})
+    optimizer = build_optimizer(trial, steps=1536)
     assert internals.learning_rate_or_schedule(optimizer) is fixed
 
 
