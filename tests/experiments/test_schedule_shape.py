@@ -5,6 +5,7 @@ not a constant that replaces it; schedule-free optimisers keep the rate constant
 from __future__ import annotations
 
 import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from experiments.grid import Trial, build_optimizer, chosen_learning_rate, run_steps
 from experiments.lr_finder import default_learning_rate
 from lab import internals
-from lab.problems import PROBLEMS, SHAKESPEARE_PEAK, Problem, shakespeare_schedule
+from lab.problems import PROBLEMS, SHAKESPEARE_PEAK, Problem, protocol_view, shakespeare_schedule
 from lab.schedules import WarmupCosine
 
 pytestmark = pytest.mark.backend_agnostic
@@ -33,8 +34,8 @@ def _rate_at(schedule, step: int) -> float:
 def test_the_rate_a_run_chooses_is_the_peak_of_the_problems_schedule(spec, arguments, peak):
     # the protocol's steps: 16,384 windows in batches of 64 for 6 epochs; 2,048 in batches of 32 for 2
     for problem, steps in ((TRANSFORMER, 1536), (TRANSFORMER.quick_version(), 128)):
-        trial = Trial(problem=problem, optimizer=spec, optimizer_arguments=arguments)
-        assert run_steps(trial, problem.split()) == steps
+        trial = Trial(problem=problem, optimizer=spec, optimizer_arguments=arguments, protocol="held_out")
+        assert run_steps(trial, protocol_view(problem.split(), "held_out")) == steps
         schedule = internals.learning_rate_or_schedule(build_optimizer(trial, steps))
         assert isinstance(schedule, WarmupCosine) and chosen_learning_rate(trial) == pytest.approx(peak)
         expected = problem.schedule(peak, steps)
@@ -50,9 +51,10 @@ def test_the_rate_a_run_chooses_is_the_peak_of_the_problems_schedule(spec, argum
 
 def test_the_schedule_spans_the_steps_of_a_run_with_other_epochs_or_batches():
     quick = TRANSFORMER.quick_version()
-    trial = Trial(problem=quick, optimizer="adamw", epochs=3, batch_size=64)
-    assert run_steps(trial, quick.split()) == 3 * 2048 // 64
-    schedule = internals.learning_rate_or_schedule(build_optimizer(trial, run_steps(trial, quick.split())))
+    trial = Trial(problem=quick, optimizer="adamw", epochs=3, batch_size=64, protocol="held_out")
+    view = protocol_view(quick.split(), "held_out")
+    assert run_steps(trial, view) == 3 * 2048 // 64
+    schedule = internals.learning_rate_or_schedule(build_optimizer(trial, run_steps(trial, view)))
     assert schedule.warmup_steps + schedule.decay_steps == 96
 
 
