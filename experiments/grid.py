@@ -128,11 +128,8 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
 
 
-def _optimizer_arguments(trial: Trial) -> dict[str, Any]:
-    """Spec, then the problem's rate unless the spec sets one, then ``optimizer_arguments``."""
-    from lab.registry import parse_spec
-
-    parsed = parse_spec(trial.optimizer)
+def _optimizer_arguments(trial: Trial, parsed) -> dict[str, Any]:
+    """Spec (``parsed``), then the problem's rate unless the spec sets one, then ``optimizer_arguments``."""
     arguments: dict[str, Any] = dict(parsed.arguments())
     if trial.problem.learning_rate is not None and "learning_rate" not in parsed.overrides:
         arguments["learning_rate"] = trial.problem.learning_rate
@@ -143,7 +140,9 @@ def _optimizer_arguments(trial: Trial) -> dict[str, Any]:
 def chosen_learning_rate(trial: Trial):
     """The rate the trial chooses (``_optimizer_arguments``): with a problem's schedule shape,
     its peak; ``None`` where nothing sets one (the optimiser's own default)."""
-    return _optimizer_arguments(trial).get("learning_rate")
+    from lab.registry import parse_spec
+
+    return _optimizer_arguments(trial, parse_spec(trial.optimizer)).get("learning_rate")
 
 
 def run_steps(trial: Trial, data) -> int:
@@ -165,7 +164,7 @@ def build_optimizer(trial: Trial, steps: int | None = None):
     from lab.registry import optimizer_class, parse_spec
 
     parsed = parse_spec(trial.optimizer)
-    arguments = _optimizer_arguments(trial)
+    arguments = _optimizer_arguments(trial, parsed)
     rate = arguments.get("learning_rate")
     # schedule-free optimisers keep an averaged iterate (``evaluation_weights``): their rate stays constant
     schedule_free = hasattr(optimizer_class(parsed.name), "evaluation_weights")
@@ -442,10 +441,11 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
     if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
         return None
     batch_size = trial.batch_size or trial.problem.batch_size
-    view = protocol_view(data(trial.problem), trial.protocol)
-    if batch_size is not None and -(-len(view.x_train) // batch_size) > MAX_STEPS_PER_EPOCH:
-        return None
-    optimizer = build_optimizer(trial, run_steps(trial, view))
+    if batch_size is not None:
+        examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
+        if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
+            return None
+    optimizer = build_optimizer(trial)  # unshaped: the signature leaves the rate out
     signature = optimizer_signature(optimizer, per_run)
     # the program validates the weights trained; an averaged iterate is validated on the fit path
     if signature is None or keeps_averaged_iterate(optimizer):

@@ -46,3 +46,14 @@ def postgres_server():
         pytest.skip(f"no PostgreSQL server here: {reason}")
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path) -> str:
+    """A new, empty Optuna storage of each kind the lab offers: a SQLite file, a database on the
+    test run's PostgreSQL server."""
+    import uuid
+
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'storage.db'}"
+    return request.getfixturevalue("postgres_server").create_database(f"lab_{uuid.uuid4().hex[:12]}")

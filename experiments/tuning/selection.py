@@ -172,6 +172,7 @@ def effective_arguments(trial: Trial, space: SearchSpace) -> dict[str, float]:
     from experiments.grid import build_optimizer, chosen_learning_rate
 
     config = build_optimizer(trial).get_config()
-    if isinstance(chosen_learning_rate(trial), (int, float)):
-        config["learning_rate"] = chosen_learning_rate(trial)
+    rate = chosen_learning_rate(trial)
+    if isinstance(rate, (int, float)):
+        config["learning_rate"] = rate
     return {d.name: float(config[d.name]) for d in space if isinstance(config.get(d.name), (int, float))}

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -39,13 +38,6 @@ while claimed := take_trials(storage, study, limit=1):
     taken.append(claimed[0].number)
 print(json.dumps(taken), flush=True)
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'claims.db'}"
-    return request.getfixturevalue("postgres_server").create_database(f"lab_{uuid.uuid4().hex[:12]}")
 
 
 def test_processes_claiming_at_once_never_take_a_trial_twice(storage_url, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import keras
@@ -49,15 +48,6 @@ def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("storages") / "reference"
     run_compare_here(*SMALL, "--out", out)
     return out
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request, tmp_path) -> str:
-    """A new, empty storage of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    server = request.getfixturevalue("postgres_server")
-    return server.create_database(f"lab_{uuid.uuid4().hex[:12]}")
 
 
 def test_two_workers_take_whole_groups_and_run_no_trial_twice(reference_run, storage_url, tmp_path):
