@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,12 @@ import pytest
 
 from experiments import compare_optimizers, report
 from experiments.cli import run_main
-from tests.experiments.processes import sigkill_when_written
+from tests.experiments.processes import compare_command, numbers_of, run_compare_here, sigkill_when_written
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = ["seconds"]
 # moons, 20 full-batch epochs: SGD at learning rate 10 diverges, Adam and momentum train
 SMALL = ["--problems", "moons", "--optimizers", "sgd:learning_rate=10", "adam", "momentum",
          "--epochs", "20", "--seeds", "1", "--no-tensorboard", "--no-progress"]  # fmt: skip
-
-
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "experiments.compare_optimizers", *map(str, args)]
 
 
 def _env(**extra: str) -> dict:
@@ -36,23 +30,12 @@ def _env(**extra: str) -> dict:
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(*args), cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=600)
-
-
-def _run_here(*args) -> None:
-    """The command in this process: one TensorFlow start less where the process is not what is tested."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(compare_optimizers.main, list(map(str, args)))
-    assert exit_info.value.code == 0
+    return subprocess.run(compare_command(*args), cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=600)
 
 
 def _last_line(stderr: str) -> str:
     """The message, after any start-up chatter TensorFlow's C++ logging prints first."""
     return stderr.strip().splitlines()[-1]
-
-
-def _numbers(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path).drop(columns=TIMING)
 
 
 def _in_process(argv: list[str], capsys) -> tuple[int, str]:
@@ -129,7 +112,7 @@ def test_quick_run_writes_every_output(tmp_path):
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "run"
-    _run_here(*SMALL, "--out", out)
+    run_compare_here(*SMALL, "--out", out)
     return out
 
 
@@ -154,14 +137,14 @@ def test_divergence_is_a_result_and_the_other_runs_carry_on(reference_run):
 def test_the_same_seeds_give_the_same_numbers(reference_run, tmp_path):
     done = _run(*SMALL, "--out", tmp_path / "again")
     assert done.returncode == 0, done.stderr
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(tmp_path / "again" / "results.csv"))
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(tmp_path / "again" / "results.csv"))
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("compare_reference_run")
 def test_runs_in_two_processes_give_the_same_files(reference_run, tmp_path):
-    _run_here(*SMALL, "--out", tmp_path / "parallel", "--jobs", "2")  # spawns its workers
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(tmp_path / "parallel" / "results.csv"))
+    run_compare_here(*SMALL, "--out", tmp_path / "parallel", "--jobs", "2")  # spawns its workers
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(tmp_path / "parallel" / "results.csv"))
     pd.testing.assert_frame_equal(
         pd.read_csv(reference_run / "boundaries.csv"), pd.read_csv(tmp_path / "parallel" / "boundaries.csv")
     )
@@ -174,7 +157,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(reference_run, 
     # the fit path, which checkpoints every epoch: on JAX the runs would otherwise train as one
     # vectorised group, which checkpoints by time (its own kill is in test_vectorized.py); the
     # reference's numbers are the same either way
-    process = subprocess.Popen(_command(*SMALL, "--vectorize", "off", "--out", out), cwd=ROOT, env=_env(),
+    process = subprocess.Popen(compare_command(*SMALL, "--vectorize", "off", "--out", out), cwd=ROOT, env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until the last run (momentum) has checkpointed an epoch: the first two are finished
     state = out / "checkpoints" / "moons" / "momentum" / "seed0" / "state.json"
@@ -184,8 +167,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(reference_run, 
     partial = pd.read_csv(out / "results.csv")
     assert set(partial["optimizer"]) == {"sgd:learning_rate=10", "adam"}  # finished runs only
 
-    _run_here("--resume", out, "--no-progress")  # the process that was killed is the subprocess
-    pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
+    run_compare_here("--resume", out, "--no-progress")  # the process that was killed is the subprocess
+    pd.testing.assert_frame_equal(numbers_of(reference_run / "results.csv"), numbers_of(out / "results.csv"))
     assert not (out / "checkpoints").exists()
     assert (out / "report.md").is_file()
 
