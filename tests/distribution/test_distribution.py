@@ -33,12 +33,15 @@ from lab.distribution import (
     make_strategy,
     parse_tf_config,
 )
+from tests.distribution.train_worker import NAMES
+from tests.optimizers.test_serialization import CONFIGURED
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-ALL_OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Nadam", "Lion")
+# every lab optimiser, configured as the serialization tests configure it (train_worker.NAMES)
+ALL_OPTIMIZERS = NAMES
 # The multi-process runs use three of them, to keep the suite fast: a momentum state (SGD with
 # momentum), two bias-corrected moments (Adam) and a sign update, the most sensitive to round-off
-# (Lion). MirroredStrategy covers all seven.
+# (Lion). MirroredStrategy covers them all.
 SUBSET = ("SGD", "Adam", "Lion")
 STEPS = 5
 GLOBAL_BATCH = 64
@@ -170,6 +173,10 @@ def multiworker_runs(tmp_path_factory) -> tuple[list[dict[str, np.ndarray]], dic
     jobs.append((worker_command("none", folder / "single.npz", SUBSET), worker_environment("tensorflow")))
     run_concurrently(jobs, folder)
     return [load(folder / f"worker{index}.npz") for index in range(2)], load(folder / "single.npz")
+
+
+def test_the_mirrored_run_trains_every_lab_optimizer():
+    assert sorted(ALL_OPTIMIZERS) == sorted(CONFIGURED)
 
 
 @pytest.mark.slow
