@@ -65,7 +65,17 @@ final run is a run with its hyperparameters in the HParams dashboard); ``experim
 makes the summaries.
 """
 
-from experiments.tuning.command import replot, run
-from experiments.tuning.settings import add_arguments, requested
+import importlib
 
-__all__ = ["add_arguments", "replot", "requested", "run"]
+# Where each public name lives. The command (``run``, ``replot``) imports Keras and the training
+# code; it is loaded on first use, so a process that only claims trials or reads a storage
+# (``experiments.tuning.studies``) starts without Keras.
+_PUBLIC = {"add_arguments": "settings", "requested": "settings", "replot": "command", "run": "command"}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
