@@ -434,8 +434,9 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
     """What trials must share to train in one vectorised program (``train_group``), hyperparameters
     ``per_run`` aside; ``None`` for a trial that cannot join one (callbacks, no JIT, an
     optimiser the program cannot hold, an averaged iterate) or would not gain from it (epochs of
-    more than ``MAX_STEPS_PER_EPOCH`` steps)."""
-    from experiments.vectorized import MAX_STEPS_PER_EPOCH, optimizer_signature
+    more than ``MAX_STEPS_PER_EPOCH`` steps, a model with convolutions on a CPU:
+    ``experiments.vectorized.gains_from_a_group``)."""
+    from experiments.vectorized import MAX_STEPS_PER_EPOCH, gains_from_a_group, optimizer_signature
     from lab.callbacks.averaged_weights import keeps_averaged_iterate
 
     if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
@@ -445,6 +446,13 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
         examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
         if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
             return None
+    build = trial.model or trial.problem.model
+    if not gains_from_a_group(build, trial.seed):
+        if build not in _SAID_ALONE:
+            _SAID_ALONE.append(build)
+            print(f"note: {trial.problem.name}: a model with convolutions trains several times faster alone than in "
+                  "a vectorised group on a CPU, so its runs train one by one", file=sys.stderr)
+        return None
     optimizer = build_optimizer(trial)  # unshaped: the signature leaves the rate out
     signature = optimizer_signature(optimizer, per_run)
     # the program validates the weights trained; an averaged iterate is validated on the fit path
@@ -456,6 +464,10 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
         problem = id(trial.problem)
     return (problem, trial.model or trial.problem.model, trial.protocol, trial.epochs_to_run,
             trial.batch_size or trial.problem.batch_size, trial.steps_per_execution, signature)
+
+
+# the builders whose fall-back to the fit path has been said (once per process)
+_SAID_ALONE: list = []
 
 
 def can_vectorize(distributed=None) -> bool:

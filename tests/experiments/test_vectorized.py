@@ -16,6 +16,7 @@ compiled once and loaded five times, and a later run of the suite loads every pr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -227,6 +228,28 @@ def test_functional_models_of_one_architecture_share_a_program_whatever_keras_na
     assert [layer.name for layer in first.layers] != [layer.name for layer in second.layers]
     assert vectorized.group_structure(first) == vectorized.group_structure(second)
     assert vectorized.group_structure(first) != vectorized.group_structure(models.char_transformer(0, width=32))
+
+
+def test_a_model_with_convolutions_trains_alone_on_a_cpu_saying_so_once(capsys):
+    import jax
+
+    from experiments.grid import DataCache, group_key
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the rule is a CPU's: on a GPU or TPU every model may join a group")
+
+    assert vectorized.gains_from_a_group(models.mnist_mlp, 0)
+    assert not vectorized.gains_from_a_group(models.mnist_cnn, 0)
+    nested = keras.Sequential([keras.Input((8, 8, 1)), keras.Sequential([keras.layers.Conv2D(2, 3)])])
+    assert not vectorized.gains_from_a_group(lambda seed: nested, 0)
+    problem = dataclasses.replace(resolve("moons"), name="convolutional_moons",
+                                  model=lambda seed: keras.Sequential([keras.Input((2, 1)), keras.layers.Conv1D(2, 1),
+                                                                       keras.layers.Flatten(), keras.layers.Dense(2)]))
+    trials = [Trial(problem=problem, optimizer="sgd", seed=seed, epochs=1) for seed in (0, 1)]
+    assert [group_key(trial, DataCache()) for trial in trials] == [None, None]
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: convolutional_moons:")]
+    assert said == ["note: convolutional_moons: a model with convolutions trains several times faster alone than "
+                    "in a vectorised group on a CPU, so its runs train one by one"]
 
 
 @pytest.mark.slow
