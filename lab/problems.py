@@ -349,6 +349,11 @@ def photo_tiles(photo: np.ndarray, tile: int = PHOTO_TILE) -> np.ndarray:
     return squares.swapaxes(1, 2).reshape(rows * columns, tile, tile, photo.shape[-1])
 
 
+def photo_tiles_model(seed: int = 0) -> keras.Model:
+    """The problem's model: ``models.cifar_resnet`` with a class per photograph (seven)."""
+    return models.cifar_resnet(seed, classes=len(datasets.PHOTOS_SHA256))
+
+
 def photo_tiles_split(per_photo: int = PHOTO_TILES_PER_PHOTO, photos: Mapping[str, np.ndarray] | None = None,
                       seed: int = 0) -> datasets.Split:
     """Colour-image classification from data the registry ships: which of seven photographs
@@ -445,7 +450,7 @@ PROBLEMS: dict[str, Problem] = {
         ),
         Problem(
             name="photo_tiles_resnet", data=photo_tiles_split,
-            model=partial(models.cifar_resnet, classes=len(datasets.PHOTOS_SHA256)), **_CLASSIFICATION,
+            model=photo_tiles_model, **_CLASSIFICATION,
             epochs=PHOTO_EPOCHS, batch_size=64, target=0.9,
             description=f"which of seven colour photographs (scikit-image's, checksum-verified) a 32x32 tile comes "
             f"from: up to {PHOTO_TILES_PER_PHOTO} tiles a photograph (80/10/10), ResNet 16-32-64, batch 64, "
