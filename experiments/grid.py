@@ -436,7 +436,7 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
     optimiser the program cannot hold, an averaged iterate) or would not gain from it (epochs of
     more than ``MAX_STEPS_PER_EPOCH`` steps, a model with convolutions on a CPU:
     ``experiments.vectorized.gains_from_a_group``)."""
-    from experiments.vectorized import MAX_STEPS_PER_EPOCH, gains_from_a_group, optimizer_signature
+    from experiments.vectorized import MAX_STEPS_PER_EPOCH, optimizer_signature
     from lab.callbacks.averaged_weights import keeps_averaged_iterate
 
     if trial.callbacks is not None or trial.jit_compile not in (True, "auto"):
@@ -446,12 +446,7 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
         examples = len(protocol_view(data(trial.problem), trial.protocol).x_train)
         if -(-examples // batch_size) > MAX_STEPS_PER_EPOCH:
             return None
-    build = trial.model or trial.problem.model
-    if not gains_from_a_group(build, trial.seed):
-        if build not in _SAID_ALONE:
-            _SAID_ALONE.append(build)
-            print(f"note: {trial.problem.name}: a model with convolutions trains several times faster alone than in "
-                  "a vectorised group on a CPU, so its runs train one by one", file=sys.stderr)
+    if not trains_in_groups(trial.problem, trial.model, trial.seed):
         return None
     optimizer = build_optimizer(trial)  # unshaped: the signature leaves the rate out
     signature = optimizer_signature(optimizer, per_run)
@@ -464,6 +459,22 @@ def group_key(trial: Trial, data: DataCache, per_run: Sequence[str] = ()) -> tup
         problem = id(trial.problem)
     return (problem, trial.model or trial.problem.model, trial.protocol, trial.epochs_to_run,
             trial.batch_size or trial.problem.batch_size, trial.steps_per_execution, signature)
+
+
+def trains_in_groups(problem: Problem, model: Callable | None = None, seed: int = 0) -> bool:
+    """Whether runs of ``problem`` (with ``model`` in place of its own) gain from vectorised
+    groups here (``experiments.vectorized.gains_from_a_group``); when not, it is said on stderr
+    once per model in a process."""
+    from experiments.vectorized import gains_from_a_group
+
+    build = model or problem.model
+    if gains_from_a_group(build, seed):
+        return True
+    if build not in _SAID_ALONE:
+        _SAID_ALONE.append(build)
+        print(f"note: {problem.name}: a model with convolutions trains several times faster alone than in a "
+              "vectorised group on a CPU, so its runs train one by one", file=sys.stderr)
+    return False
 
 
 # the builders whose fall-back to the fit path has been said (once per process)
@@ -510,7 +521,7 @@ def train_group(trials: Sequence[Trial], data: DataCache, out: Path, *, label: s
         tensorflow_summary("TensorBoard logging (keras.callbacks.TensorBoard)")
     build = first.model or first.problem.model
     keras.backend.clear_session()
-    if not builds_seeded_models(build, first.seed):
+    if not builds_seeded_models(build, first.seed) or not trains_in_groups(first.problem, first.model, first.seed):
         return None
     split = protocol_view(data(first.problem), first.protocol)
     models = [build(trial.seed) for trial in trials]

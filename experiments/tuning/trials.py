@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.grid import CHECKPOINTS, TENSORBOARD, DataCache, Trial, train_trial
+from experiments.grid import CHECKPOINTS, TENSORBOARD, DataCache, Trial, train_trial, trains_in_groups
 from experiments.tuning.settings import TRIAL_SEED, Pair, Settings
 from experiments.tuning.studies import (
     Heartbeat,
@@ -171,8 +171,8 @@ def _groups_allowed(settings: Settings) -> bool:
 def work(settings: Settings, studies: Studies, out: Path, *, wait: bool) -> int:
     """Take and run queued trials, study after study, until none is queued (and with ``wait``,
     until no trial of any study is still running elsewhere). Where they can, all the queued
-    trials of a study are taken at once and trained as one vectorised group; otherwise (or when
-    they turn out not to fit one program) one at a time. The number this process ran."""
+    trials of a study are taken at once and trained as one vectorised group; otherwise (a model
+    that trains faster alone, or trials that turn out not to fit one program) one at a time. The number this process ran."""
     from tqdm import tqdm
 
     optuna = quiet_optuna()
@@ -194,8 +194,9 @@ def work(settings: Settings, studies: Studies, out: Path, *, wait: bool) -> int:
             for pair in settings.pairs:
                 study = studies.studies[pair.study_name]
                 optuna.storages.fail_stale_trials(study)
-                while taken := take_trials(storage, study, limit=None if grouped else 1):
-                    statuses = run_group(storage, taken, pair, settings, out, data) if grouped else None
+                together = grouped and trains_in_groups(pair.problem)
+                while taken := take_trials(storage, study, limit=None if together else 1):
+                    statuses = run_group(storage, taken, pair, settings, out, data) if together else None
                     if statuses is None:
                         statuses = [run_trial(storage, t, pair, settings, out, data) for t in taken]
                     ran += len(taken)

@@ -230,10 +230,10 @@ def test_functional_models_of_one_architecture_share_a_program_whatever_keras_na
     assert vectorized.group_structure(first) != vectorized.group_structure(models.char_transformer(0, width=32))
 
 
-def test_a_model_with_convolutions_trains_alone_on_a_cpu_saying_so_once(capsys):
+def test_a_model_with_convolutions_trains_alone_on_a_cpu_saying_so_once(capsys, tmp_path):
     import jax
 
-    from experiments.grid import DataCache, group_key
+    from experiments.grid import DataCache, group_key, train_group
 
     if jax.default_backend() != "cpu":
         pytest.skip("the rule is a CPU's: on a GPU or TPU every model may join a group")
@@ -247,6 +247,8 @@ def test_a_model_with_convolutions_trains_alone_on_a_cpu_saying_so_once(capsys):
                                                                        keras.layers.Flatten(), keras.layers.Dense(2)]))
     trials = [Trial(problem=problem, optimizer="sgd", seed=seed, epochs=1) for seed in (0, 1)]
     assert [group_key(trial, DataCache()) for trial in trials] == [None, None]
+    # the tuning workers hand their trials to train_group directly: it declines before training
+    assert train_group(trials, DataCache(), tmp_path, label="convolutional", progress=False, tensorboard=False) is None
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: convolutional_moons:")]
     assert said == ["note: convolutional_moons: a model with convolutions trains several times faster alone than "
                     "in a vectorised group on a CPU, so its runs train one by one"]
