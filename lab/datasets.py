@@ -725,7 +725,9 @@ def _photo_files(folder: Path) -> dict[str, bytes]:
         except FileNotFoundError:
             raise DatasetNotFoundError(f"the photograph {name} is not in {folder}: {_FETCH_PHOTOS}") from None
         except OSError as error:
-            raise DatasetChecksumError(f"the photograph {name} in {folder} cannot be read ({error}): {_FETCH_PHOTOS}") from None
+            raise DatasetChecksumError(
+                f"the photograph {name} in {folder} cannot be read ({error}): {_FETCH_PHOTOS}"
+            ) from None
     return _verified_photos(files, str(folder))
 
 
@@ -792,7 +794,8 @@ def _main(argv: list[str] | None = None) -> int:
         help=f"read seven colour photographs out of the {PHOTOS_WHEEL_REQUIREMENT} wheel into the lab's cache "
         "(installs nothing)",
     )
-    photos.add_argument("--wheel", type=Path, default=None, help="a scikit-image wheel already on disk (default: pip download)")
+    photos.add_argument("--wheel", type=Path, default=None,
+                        help="a scikit-image wheel already on disk (default: pip download)")
     args = parser.parse_args(argv)
     fetchers = {
         "fetch-mnist": ("MNIST", lambda: fetch_mnist(args.wheel)),

@@ -172,7 +172,8 @@ def work(settings: Settings, studies: Studies, out: Path, *, wait: bool) -> int:
     """Take and run queued trials, study after study, until none is queued (and with ``wait``,
     until no trial of any study is still running elsewhere). Where they can, all the queued
     trials of a study are taken at once and trained as one vectorised group; otherwise (a model
-    that trains faster alone, or trials that turn out not to fit one program) one at a time. The number this process ran."""
+    that trains faster alone, or trials that turn out not to fit one program) one at a time. The
+    number this process ran."""
     from tqdm import tqdm
 
     optuna = quiet_optuna()
