@@ -10,9 +10,12 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# JAX's compiled programs (experiments.compilation_cache) go to a folder of the test run's, shared by
-# its workers and subprocesses, not to the user's cache
+# JAX's compiled programs (experiments.compilation_cache) go to a folder of the tests', shared by a
+# run's workers and subprocesses, not to the user's cache; every program, however fast it compiled
+# (JAX's default keeps only those over a second), so that a program many tests run -- a model's
+# validation pass, say -- compiles once even on a machine where the folder starts empty
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "optimizer-lab-tests", "jax-compilation-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
