@@ -1,9 +1,4 @@
-"""experiments.weight_decay: the coupled L2 penalty is PyTorch Adam's weight_decay; the --quick run."""
-
-import os
-import subprocess
-import sys
-from pathlib import Path
+"""experiments.weight_decay: the coupled L2 penalty is PyTorch Adam's weight_decay; a run end to end."""
 
 import numpy as np
 import pandas as pd
@@ -11,7 +6,6 @@ import pytest
 
 from experiments import weight_decay as experiment
 
-ROOT = Path(__file__).resolve().parents[2]
 CROSS_ENTROPY = "sparse_categorical_crossentropy"
 
 
@@ -76,26 +70,17 @@ def test_the_decoupled_trials_optimizer_steps_as_adamw():
 
 
 @pytest.mark.slow
-def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
-    out = tmp_path / "wd"
-    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "experiments.weight_decay", "--quick", "--no-progress", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "coupled_l2" in completed.stdout
+@pytest.mark.xdist_group("weight_decay_run")  # on the worker that made the run (tests/experiments/conftest.py)
+def test_a_run_end_to_end_in_a_subprocess(weight_decay_run):
+    out = weight_decay_run.out
+    assert "coupled_l2" in weight_decay_run.stdout
 
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns[:5]) == ["problem", "optimizer", "method", "weight_decay", "seed"]
     # loss: Keras's objective; the cross-entropy alone is a metric of the loss's name
     for column in ("epoch", "loss", CROSS_ENTROPY, "accuracy", "val_loss", f"val_{CROSS_ENTROPY}", "val_accuracy"):
         assert column in results.columns
-    assert len(results) == 2 * 3 * 10  # methods x notebook 004's decays x --quick epochs
+    assert len(results) == 2 * 2 * 30  # methods x decays x epochs
     assert (results["status"] == "ok").all()
     assert (results["learning_rate"] == 0.01).all()
     assert set(results["optimizer"]) == {"adam:epsilon=1e-08,epsilon_placement=paper"}
@@ -113,7 +98,7 @@ def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
     np.testing.assert_allclose(zero["coupled_l2"], zero["decoupled"], rtol=1e-5)
 
     summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == 6
+    assert len(summary) == 4
     for method, group in summary.groupby("method"):
         norms = group.sort_values("weight_decay")["final_weight_norm"].to_numpy()
         assert np.all(np.diff(norms) < 0), (method, norms)  # more decay, smaller weights
@@ -124,7 +109,7 @@ def test_quick_run_end_to_end_in_a_subprocess(tmp_path):
 
     assert (out / "weight_decay.png").stat().st_size > 20_000
     events = [path for path in (out / "tensorboard").rglob("events.out.tfevents.*") if path.parent.name == "validation"]
-    assert len(events) == 6
+    assert len(events) == 4
     assert not {"best_test_loss"} & set(summary.columns)  # no best epoch on the test set
     from lab import models
 
