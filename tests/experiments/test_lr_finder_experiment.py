@@ -8,10 +8,49 @@ from experiments import lr_finder as experiment
 from experiments.cli import run_main
 
 
+# the quick run on moons with fewer steps and epochs: the run both the quick test and the kill test read
+STEPS, EPOCHS = 20, 12
+SMALL = ["--quick", "--problems", "moons", "--optimizers", "sgd", "adam", "--num-steps", str(STEPS), "--epochs",
+         str(EPOCHS), "--no-progress"]  # fmt: skip
+
+
+def _command(*args) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "experiments.lr_finder", *map(str, args)]
+
+
+def _environment() -> dict:
+    import os
+
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+
+
+def _numbers(path):
+    return pd.read_csv(path).drop(columns=["seconds"])
+
+
+def _run_here(*args) -> None:
+    """The command in this process: one TensorFlow start less where the process is not what is tested."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(experiment.main, list(map(str, args)))
+    assert exit_info.value.code == 0
+
+
+# session, not module: a module fixture is made again whenever a worker returns to the module
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """The uninterrupted run, with its TensorBoard logs: the quick test reads its files, the kill
+    test compares with its numbers."""
+    out = tmp_path_factory.mktemp("finder") / "reference"
+    _run_here(*SMALL, "--out", out)
+    return out
+
+
 @pytest.mark.slow
-def test_quick_moons_range_tests_and_trainings(tmp_path):
-    out = tmp_path / "finder"
-    assert experiment.main(["--quick", "--problems", "moons", "--out", str(out)]) == 0
+@pytest.mark.xdist_group("finder_reference_run")  # on the worker that made the run
+def test_quick_moons_range_tests_and_trainings(reference_run):
+    out = reference_run
     names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
     assert names == {
         "range_test.csv",
@@ -27,7 +66,7 @@ def test_quick_moons_range_tests_and_trainings(tmp_path):
     curves = pd.read_csv(out / "range_test.csv")
     assert list(curves.columns) == ["problem", "optimizer", "step", "learning_rate", "loss", "smoothed_loss"]
     assert set(curves["optimizer"]) == {"sgd", "adam"}  # --quick's optimisers
-    start, end, steps, beta = 1e-5, 10.0, 40, 0.9
+    start, end, steps, beta = 1e-5, 10.0, STEPS, 0.9
     for optimizer, curve in curves.groupby("optimizer"):
         count = len(curve)
         assert 10 < count <= steps
@@ -61,7 +100,7 @@ def test_quick_moons_range_tests_and_trainings(tmp_path):
 
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns[:4]) == ["problem", "optimizer", "setting", "seed"]
-    assert len(results) == 2 * 2 * 50  # optimisers x settings x --quick epochs of moons (full batch)
+    assert len(results) == 2 * 2 * EPOCHS  # optimisers x settings x epochs of moons (full batch)
     assert (results["status"] == "ok").all()
     rates = results.groupby(["optimizer", "setting"])["learning_rate"].agg(["min", "max"])
     for optimizer in ("sgd", "adam"):
@@ -70,7 +109,7 @@ def test_quick_moons_range_tests_and_trainings(tmp_path):
 
     summary = pd.read_csv(out / "summary.csv").set_index(["optimizer", "setting"])
     assert (summary["seed"] == 0).all() and "final_val_accuracy" in summary  # held out: validation, not test
-    # 50 full-batch steps at 0.01 barely move the moons net; the range test's rate trains it
+    # 12 full-batch steps at 0.01 barely move the moons net; the range test's rate trains it
     for optimizer in ("sgd", "adam"):
         assert summary.loc[(optimizer, "suggested"), "final_loss"] < summary.loc[(optimizer, "default"), "final_loss"]
     assert (out / "range_test.png").stat().st_size > 20_000
@@ -107,40 +146,6 @@ def test_default_rates_are_the_notebooks():
 # --- SIGKILL + --resume after the range tests, in the trainings, gives the same numbers ---------
 # (--jobs N is the grid runner's pool, checked by the main job's and the studies' tests)
 
-SMALL = ["--quick", "--problems", "moons", "--optimizers", "sgd", "adam", "--num-steps", "20", "--epochs", "12",
-         "--no-tensorboard", "--no-progress"]  # fmt: skip
-
-
-def _command(*args) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "experiments.lr_finder", *map(str, args)]
-
-
-def _environment() -> dict:
-    import os
-
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
-
-
-def _numbers(path):
-    return pd.read_csv(path).drop(columns=["seconds"])
-
-
-def _run_here(*args) -> None:
-    """The command in this process: one TensorFlow start less where the process is not what is tested."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(experiment.main, list(map(str, args)))
-    assert exit_info.value.code == 0
-
-
-# session, not module: a module fixture is made again whenever a worker returns to the module
-@pytest.fixture(scope="session")
-def reference_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("finder") / "reference"
-    _run_here(*SMALL, "--out", out)
-    return out
-
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("finder_reference_run")  # with the reference run it compares to
@@ -153,12 +158,12 @@ def test_sigkill_in_the_trainings_then_resume_equals_an_uninterrupted_run(refere
 
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "killed"
-    process = subprocess.Popen(_command(*SMALL, "--out", out), cwd=root, env=_environment(),
+    process = subprocess.Popen(_command(*SMALL, "--no-tensorboard", "--out", out), cwd=root, env=_environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # trials: sgd default, sgd suggested, adam default, adam suggested; kill inside the third
     state = out / "checkpoints" / "moons" / "adam" / "default" / "seed0" / "state.json"
     sigkill_when_written(process, state)
-    assert 1 <= json.loads(state.read_text())["epoch"] < 12
+    assert 1 <= json.loads(state.read_text())["epoch"] < EPOCHS
     _run_here("--resume", out)  # the process that was killed is the subprocess
     pd.testing.assert_frame_equal(_numbers(reference_run / "results.csv"), _numbers(out / "results.csv"))
     assert not (out / "checkpoints").exists()
