@@ -13,7 +13,11 @@ the numbers are the same with or without it (``tests/experiments/test_compilatio
 - Off: ``JAX_ENABLE_COMPILATION_CACHE=false`` (JAX's own variable).
 - Every program is cached, however quickly it compiled (JAX's default skips those under a
   second, which here is nearly all of them); with the ``filelock`` package installed the folder is
-  kept under ``MAX_BYTES``, least recently used entries first.
+  kept under ``MAX_BYTES``, least recently used entries first, unless
+  ``$JAX_COMPILATION_CACHE_MAX_SIZE`` (JAX's own variable; -1: no limit) says otherwise. Every
+  process that shares a folder must use the same setting: JAX's eviction reads an access-time
+  file for each entry, so once an entry written without a limit (without that file) is in the
+  folder, a process with a limit can no longer write there.
 
 The experiment commands turn it on (``experiments.cli.run_main``), name its folder in their
 ``--help`` (``describe``) and record the folder in each run's ``run.json`` (``folder_in_use``); a
@@ -32,6 +36,7 @@ MAX_BYTES = 2 * 1024**3
 # JAX's own variables
 FOLDER_ENV_VAR = "JAX_COMPILATION_CACHE_DIR"
 SWITCH_ENV_VAR = "JAX_ENABLE_COMPILATION_CACHE"
+MAX_SIZE_ENV_VAR = "JAX_COMPILATION_CACHE_MAX_SIZE"
 
 
 def default_folder() -> Path | None:
@@ -90,6 +95,8 @@ def enable() -> Path | None:
         folder = str(cache_dir() / FOLDER_NAME)
         jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    if importlib.util.find_spec("filelock") is not None and jax.config.jax_compilation_cache_max_size == -1:
+    size_given = os.environ.get(MAX_SIZE_ENV_VAR, "").strip() != ""
+    can_evict = importlib.util.find_spec("filelock") is not None
+    if can_evict and not size_given and jax.config.jax_compilation_cache_max_size == -1:
         jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return Path(folder)

@@ -16,6 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # validation pass, say -- compiles once even on a machine where the folder starts empty
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "optimizer-lab-tests", "jax-compilation-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# and with one size rule for every process, the commands' included: no limit (the programs a run
+# compiles are the same every run, tens of MB); a process with a limit could not write to a folder
+# where one without had written (experiments.compilation_cache)
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -89,6 +89,23 @@ def test_enable_uses_the_lab_cache_folder_and_caches_every_program(tmp_path, mon
 
 
 @jax_only
+def test_enable_limits_the_folder_unless_jaxs_own_size_variable_is_set(tmp_path, monkeypatch):
+    import jax
+
+    with restored_settings():
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        jax.config.update("jax_compilation_cache_max_size", -1)
+        monkeypatch.delenv(compilation_cache.MAX_SIZE_ENV_VAR, raising=False)
+        compilation_cache.enable()
+        assert jax.config.jax_compilation_cache_max_size == compilation_cache.MAX_BYTES  # filelock is installed
+        # the variable given (the tests give -1: every process of a run writes without a limit)
+        jax.config.update("jax_compilation_cache_max_size", -1)
+        monkeypatch.setenv(compilation_cache.MAX_SIZE_ENV_VAR, "-1")
+        compilation_cache.enable()
+        assert jax.config.jax_compilation_cache_max_size == -1
+
+
+@jax_only
 @pytest.mark.slow
 def test_rows_are_the_same_compiled_and_loaded_from_the_cache(tmp_path):
     import jax
