@@ -4,14 +4,12 @@ every backend, and a loss derived by hand."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from experiments import compare_optimizers
+from experiments.cli import run_main
 from lab import datasets, metrics, models
 from lab.problems import (
     PROBLEMS,
@@ -22,7 +20,6 @@ from lab.problems import (
 )
 
 pytestmark = pytest.mark.backend_agnostic
-ROOT = Path(__file__).resolve().parents[1]
 CORPUS_LENGTH = 4_788_417  # characters of the verified corpus (lab.datasets.SHAKESPEARE_SHA256)
 
 
@@ -44,19 +41,18 @@ def test_a_corpus_with_one_character_changed_is_refused_naming_the_file_and_the_
         datasets.load_shakespeare(tmp_path / "absent.txt")
 
 
-def test_a_study_on_a_corrupt_corpus_ends_with_one_error_line_and_exit_code_2(tmp_path):
+def test_a_study_on_a_corrupt_corpus_ends_with_one_error_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
+    # in this process: a data error ending a real process is checked once, for MNIST
+    # (tests/experiments/test_compare_optimizers.py)
     bad = tmp_path / "shakespeare.txt"
     bad.write_text("To be, or not to be\n", encoding="utf-8")
-    env = {**os.environ, "LAB_SHAKESPEARE": str(bad), "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax"),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-m", "experiments.compare_optimizers", "--quick", "--problems", "shakespeare_transformer",
-         "--out", str(tmp_path / "out"), "--no-progress", "--no-tensorboard"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1 and "Traceback" not in done.stderr
+    monkeypatch.setenv(datasets.SHAKESPEARE_ENV_VAR, str(bad))
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(compare_optimizers.main, ["--quick", "--problems", "shakespeare_transformer", "--out",
+                                           str(tmp_path / "out"), "--no-progress", "--no-tensorboard"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert exit_info.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert "shakespeare_transformer" in lines[0] and str(bad) in lines[0]
     assert "python -m lab.datasets fetch-shakespeare" in lines[0]
 
