@@ -10,8 +10,9 @@ runner's ``after`` hook, ``weight_norms.csv``; tables made from the rows at the 
 ``summary.csv``). The uninterrupted ``--jobs 1`` run they are compared with is the study's own
 end-to-end run (``tests/experiments/conftest.py``), made once in a subprocess with its TensorBoard
 logs, so the checks also show that those logs leave the numbers as they are. The main job and the
-LR finder, which have stages of their own, keep their own checks (``test_compare_optimizers.py``, ``test_lr_finder_experiment.py``), and so do the
-vectorised groups (``test_vectorized.py``) and the tuning workers (``test_tuning*.py``).
+LR finder, which have stages of their own, keep their own checks (``test_compare_optimizers.py``,
+``test_lr_finder_experiment.py``), and so do the vectorised groups (``test_vectorized.py``) and the
+tuning workers (``test_tuning*.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ QUIET = ("--no-tensorboard", "--no-progress")
 FILES = ("results.csv", "weight_norms.csv", "summary.csv")  # compared; the grid's results file first
 KILLED = ("moons", "adam_epsilon=1e-08_epsilon_placement=paper", "decoupled", "weight_decay0.0", "seed0")
 FINISHED_BEFORE_THE_KILL = 2
-EPOCHS = 30
+EPOCHS = int(WEIGHT_DECAY_ARGUMENTS[WEIGHT_DECAY_ARGUMENTS.index("--epochs") + 1])
 
 
 def _command(*args) -> list[str]:

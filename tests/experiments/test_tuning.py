@@ -198,7 +198,8 @@ def test_two_workers_share_the_trials_one_writes_the_report_and_nothing_that_sel
     pd.testing.assert_frame_equal(clean.drop(columns=scored), dirty.drop(columns=scored))
     # the same models, the labels flipped: two classes, so every test accuracy is 1 minus the clean one
     last = clean["test_accuracy"].notna()
-    assert dirty.loc[last, "test_accuracy"].to_numpy() == pytest.approx(1 - clean.loc[last, "test_accuracy"].to_numpy(), abs=1e-6)
+    flipped = 1 - clean.loc[last, "test_accuracy"].to_numpy()
+    assert dirty.loc[last, "test_accuracy"].to_numpy() == pytest.approx(flipped, abs=1e-6)
 
 
 # --- the range test, pruning ----------------------------------------------------------------------
